@@ -1,0 +1,51 @@
+/*
+ * stack.h — task stacks: mmap'd, guard page below, pooled per worker.
+ *
+ * A stack is [base, base + size) with one PROT_NONE guard page just below
+ * base, so running off the end faults instead of silently writing into a
+ * neighbour. Each worker keeps a bounded pool of free stacks of the
+ * runtime's default size: taking and returning one is a pointer move, with
+ * no system call and no lock. Stacks of other sizes are mapped and unmapped
+ * on demand. A task holds a stack only from its first run to its exit.
+ *
+ * Every mapping with a guard page costs two VMAs, and vm.max_map_count
+ * (default 65530) bounds the number of stacks *in use at once* to about
+ * 32,000 unless it is raised; docs/design.md says more.
+ */
+#ifndef WEFT_ALLOC_STACK_H
+#define WEFT_ALLOC_STACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct weft__stack {
+    void  *base;        /* lowest usable byte; the guard page is below */
+    size_t size;        /* usable bytes */
+};
+
+struct weft__stack_pool {     /* owned by one worker; no locking */
+    struct weft__stack *free; /* free[0 .. count) are ready to use */
+    unsigned count;
+    unsigned cap;
+    size_t   size;            /* the size pooled stacks have */
+    uint64_t mapped;          /* stacks mmap'd so far (pool misses) */
+};
+
+/* Round a requested stack size up to whole pages. */
+size_t weft__stack_round(size_t size);
+
+int  weft__stack_pool_init(struct weft__stack_pool *p, size_t size, unsigned cap);
+/* Unmaps every pooled stack. */
+void weft__stack_pool_destroy(struct weft__stack_pool *p);
+
+/* A stack of at least @size bytes: 0, or -ENOMEM when mmap fails (memory or
+ * vm.max_map_count). Owner worker only. */
+int  weft__stack_get(struct weft__stack_pool *p, size_t size, struct weft__stack *out);
+/* Return a stack to the pool (or unmap it if the pool is full or it has
+ * another size). Owner worker only. */
+void weft__stack_put(struct weft__stack_pool *p, struct weft__stack *s);
+
+/* Whether @addr lies in the guard page of @s. */
+int  weft__stack_in_guard(const struct weft__stack *s, const void *addr);
+
+#endif

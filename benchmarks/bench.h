@@ -1,0 +1,37 @@
+/*
+ * bench.h — the shared frame of weft-bench's sub-commands.
+ *
+ * A sub-command measures one workload: bench_run() calls its body `reps`
+ * times inside one weft_run (the first, cold, run included) and prints one
+ * line: bench=NAME workers=W n=N ms=T ns_per_op=X cold_ms=C reps=R
+ * where ms and ns_per_op are the medians over the repetitions.
+ * A body returns 0, or non-zero when its correctness check failed (then
+ * weft-bench exits with status 1 and prints no figure).
+ */
+#ifndef WEFT_BENCH_H
+#define WEFT_BENCH_H
+
+#include <stdint.h>
+
+#include "weft.h"
+
+struct bench_opts {
+    unsigned workers;
+    uint64_t n;
+    unsigned reps;
+    unsigned cutoff;       /* fib */
+    int pin;
+};
+
+struct bench {
+    const char *name;
+    uint64_t default_n;
+    /* Runs inside a task; returns 0 or non-zero on a failed check. */
+    int (*body)(const struct bench_opts *o);
+    const char *help;
+};
+
+/* Each bench_*.c defines one of these. */
+extern const struct bench bench_switch, bench_spawn, bench_skynet, bench_fib;
+
+#endif

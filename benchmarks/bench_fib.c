@@ -1,0 +1,38 @@
+/* fib: fork-join fib(n) with a task per call above --cutoff (default 12);
+ * ns_per_op is per fib call (about 2*fib(n) calls). */
+#include "bench.h"
+
+struct fib_arg { unsigned n, cutoff; };
+
+static uint64_t fib_seq(unsigned n)
+{
+    return n < 2 ? n : fib_seq(n - 1) + fib_seq(n - 2);
+}
+
+static void *fib_task(void *p)
+{
+    struct fib_arg *a = p;
+    if (a->n <= a->cutoff)
+        return (void *)(uintptr_t)fib_seq(a->n);
+    struct fib_arg l = { a->n - 1, a->cutoff };
+    struct fib_arg r = { a->n - 2, a->cutoff };
+    weft_task t;
+    if (weft_task_spawn(&t, fib_task, &l, NULL))
+        return (void *)UINTPTR_MAX;
+    uint64_t y = (uint64_t)(uintptr_t)fib_task(&r);
+    void *x;
+    weft_task_join(t, &x, WEFT_NEVER);
+    return (void *)(uintptr_t)((uint64_t)(uintptr_t)x + y);
+}
+
+static int body(const struct bench_opts *o)
+{
+    struct fib_arg a = { (unsigned)o->n, o->cutoff };
+    weft_task t;
+    void *r;
+    if (weft_task_spawn(&t, fib_task, &a, NULL) || weft_task_join(t, &r, WEFT_NEVER))
+        return 1;
+    return (uint64_t)(uintptr_t)r == fib_seq((unsigned)o->n) ? 0 : 1;
+}
+
+const struct bench bench_fib = { "fib", 32, body, "fork-join fib(n), --cutoff C" };

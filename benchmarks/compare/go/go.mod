@@ -1,0 +1,3 @@
+module weft/benchmarks/compare/go
+
+go 1.19

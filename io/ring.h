@@ -1,0 +1,71 @@
+/*
+ * ring.h — each worker's io_uring: where it sleeps, how it is woken, and
+ * (io/ on top of this) where all IO is submitted.
+ *
+ * One ring per worker, created by that worker's thread. Setup flags are
+ * probed once, best first, falling back when the kernel refuses one:
+ *   SINGLE_ISSUER|DEFER_TASKRUN (6.1)  ->  SINGLE_ISSUER|COOP_TASKRUN
+ *   -> COOP_TASKRUN (5.19)  ->  none.
+ * An idle worker waits in io_uring_enter with its earliest timer deadline as
+ * the timeout, so IO completions, timers and wake-ups all end the same wait.
+ *
+ * Waking a parked worker from another worker: IORING_OP_MSG_RING (5.18)
+ * posts a CQE straight into the target's ring. From a foreign thread (which
+ * has no ring), or where MSG_RING is missing: a write to the target's
+ * eventfd, on which the target always keeps a read pending in its ring.
+ *
+ * CQE user_data: WEFT__UD_WAKE and WEFT__UD_EVENTFD are the wake-ups above;
+ * a failed MSG_RING (target CQ full) comes back tagged WEFT__UD_MSGFAIL and
+ * is retried through the eventfd, so no wake-up is lost; any other non-zero
+ * value is a struct weft__io_op * (8-byte aligned) whose complete() runs.
+ */
+#ifndef WEFT_IO_RING_H
+#define WEFT_IO_RING_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define WEFT__UD_IGNORE  ((uint64_t)0)
+#define WEFT__UD_WAKE    ((uint64_t)1)
+#define WEFT__UD_EVENTFD ((uint64_t)2)
+#define WEFT__UD_MSGFAIL ((uint64_t)4)   /* | target ring: a MSG_RING failed */
+#define WEFT__UD_TAGS    ((uint64_t)7)   /* op pointers have these bits clear */
+
+/* An operation in flight: its address is the SQE's user_data. */
+struct weft__io_op {
+    void (*complete)(struct weft__io_op *op, int res, unsigned flags);
+};
+
+struct weft__ring {
+    struct io_uring uring;
+    unsigned setup_flags;     /* the flags the kernel accepted */
+    bool has_msg_ring;        /* IORING_OP_MSG_RING supported */
+    int efd;                  /* eventfd for foreign-thread wakes */
+    uint64_t efd_buf;         /* target of the pending eventfd read */
+    bool efd_armed;           /* a read on efd is queued or in flight */
+    unsigned unsubmitted;     /* SQEs prepared since the last submit */
+};
+
+/* Create the calling thread's ring: 0, or -errno (-ENOMEM names memlock in
+ * the message printed, -ENOSYS/-EPERM when io_uring is unavailable). */
+int  weft__ring_init(struct weft__ring *r, unsigned entries);
+void weft__ring_destroy(struct weft__ring *r);
+
+/* An SQE to fill; submits first when the SQ is full. Owner thread only. */
+struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r);
+
+/* Submit what is queued and handle every completion that is ready, without
+ * blocking. Returns the number of CQEs handled. Owner thread only. */
+unsigned weft__ring_poll(struct weft__ring *r);
+
+/* Submit, then sleep until a CQE arrives or @deadline (CLOCK_MONOTONIC ns;
+ * INT64_MAX = no timeout) passes; handle the CQEs. Owner thread only. */
+void weft__ring_wait(struct weft__ring *r, int64_t deadline);
+
+/* Wake the thread that owns @target. @from is the caller's own ring when
+ * the caller is a worker (MSG_RING is used), NULL from a foreign thread
+ * (the eventfd is written). Any thread. */
+void weft__ring_wake(struct weft__ring *target, struct weft__ring *from);
+
+#endif

@@ -1,0 +1,30 @@
+/* sched/deque.c - allocation of the work-stealing deque's slot array.
+ * The algorithm, its invariants and its memory orders are in sched/deque.h;
+ * the hot-path operations are static inline there. */
+#include "sched/deque.h"
+
+#include <stdlib.h>
+
+int weft__deque_init(struct weft__deque *q, uint32_t capacity)
+{
+    q->slots = NULL;
+    q->mask = 0;
+    atomic_init(&q->top, 0);
+    atomic_init(&q->bottom, 0);
+    if (capacity < 2 || (capacity & (capacity - 1)) != 0)
+        return -EINVAL;
+    /* calloc: all-zero bits are NULL for lock-free pointer atomics (asserted in
+     * deque.h), so every slot starts initialised. No thread can see q yet. */
+    q->slots = calloc(capacity, sizeof *q->slots);
+    if (q->slots == NULL)
+        return -ENOMEM;
+    q->mask = (int64_t)capacity - 1;
+    return 0;
+}
+
+void weft__deque_destroy(struct weft__deque *q)
+{
+    free(q->slots);
+    q->slots = NULL;
+    q->mask = 0;
+}

@@ -1,0 +1,266 @@
+/*
+ * runtime.c — weft_run: bring the workers up, run the main task, cancel
+ * what is left when it returns, tear everything down; plus the clock and
+ * the counters.
+ */
+#define _GNU_SOURCE
+#include "sched/worker.h"
+#include "sched/wait.h"
+#include "alloc/mem.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+
+/* The runtime running in this process. Foreign threads reach it under
+ * g_rt_lock (read), which weft_run and the root task take for writing
+ * before they stop or free it. */
+static struct weft__runtime *_Atomic g_rt;
+static pthread_rwlock_t g_rt_lock = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_mutex_t g_run_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int64_t weft_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t weft_deadline_in(int64_t ns)
+{
+    int64_t now = weft_now();
+    if (ns > 0 && ns >= WEFT_NEVER - now)
+        return WEFT_NEVER;
+    return now + ns;
+}
+
+struct weft__runtime *weft__runtime_get(void)
+{
+    /* acquire: pairs with the release store in weft_run, so the runtime's
+     * fields are initialised when seen. */
+    return atomic_load_explicit(&g_rt, memory_order_acquire);
+}
+
+struct weft__runtime *weft__runtime_enter(void)
+{
+    pthread_rwlock_rdlock(&g_rt_lock);
+    struct weft__runtime *rt = weft__runtime_get();
+    if (rt && !atomic_load_explicit(&rt->stop, memory_order_acquire))
+        return rt;
+    pthread_rwlock_unlock(&g_rt_lock);
+    return NULL;
+}
+
+void weft__runtime_leave(void)
+{
+    pthread_rwlock_unlock(&g_rt_lock);
+}
+
+/* The root task: the user's main, then the shutdown sequence. */
+static void *root_main(void *arg)
+{
+    struct weft__runtime *rt = arg;
+    rt->main_result = rt->main_fn(rt->main_arg);
+
+    /* Cancel every live task (tasks spawned from now on start cancelled,
+     * see registry_add) and wait until none is left. */
+    atomic_store_explicit(&rt->shutdown, true, memory_order_seq_cst);
+    for (;;) {
+        for (unsigned i = 0; i < rt->nworkers; i++)
+            weft__registry_cancel_all(&rt->workers[i].registry);
+        weft__registry_cancel_all(&rt->foreign_registry);
+
+        struct weft__waiter *q = rt->quiesce_waiter;
+        weft__waiter_init(q);
+        /* seq_cst store then RMW read of `live`: pairs with live_dec's RMW
+         * then load of `quiesce` (task.c) — one of us sees the other. */
+        atomic_store_explicit(&rt->quiesce, q, memory_order_seq_cst);
+        if (atomic_fetch_add_explicit(&rt->live, 0, memory_order_seq_cst) == 0)
+            weft__waiter_wake(q, 0);
+        weft__waiter_wait(q, WEFT_NEVER);
+        atomic_store_explicit(&rt->quiesce, NULL, memory_order_seq_cst);
+
+        /* No foreign spawn is half done while we hold the write lock. */
+        pthread_rwlock_wrlock(&g_rt_lock);
+        bool done = atomic_load_explicit(&rt->live, memory_order_seq_cst) == 0;
+        if (done)
+            atomic_store_explicit(&rt->stop, true, memory_order_release);
+        pthread_rwlock_unlock(&g_rt_lock);
+        if (done)
+            break;
+    }
+    weft__sched_wake_all(rt);
+    return NULL;
+}
+
+static unsigned cpus_allowed(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    return 1;
+}
+
+static void workers_free(struct weft__runtime *rt, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct weft__worker *w = &rt->workers[i];
+        weft__deque_destroy(&w->deque);
+        weft__stack_pool_destroy(&w->stacks);
+        weft__timer_heap_destroy(&w->timers);
+    }
+}
+
+static int workers_init(struct weft__runtime *rt)
+{
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct weft__worker *w = &rt->workers[i];
+        w->rt = rt;
+        w->index = i;
+        w->rng = 0x9E3779B97F4A7C15ull * (i + 1);
+        atomic_init(&w->lifo, NULL);
+        int rc = weft__deque_init(&w->deque, WEFT__DEQUE_CAP);
+        if (rc == 0 && (rc = weft__stack_pool_init(&w->stacks, rt->stack_size,
+                                                   WEFT__STACK_POOL)) != 0)
+            weft__deque_destroy(&w->deque);
+        if (rc == 0 && (rc = weft__timer_heap_init(&w->timers)) != 0) {
+            weft__deque_destroy(&w->deque);
+            weft__stack_pool_destroy(&w->stacks);
+        }
+        if (rc) {
+            workers_free(rt, i);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void runtime_free(struct weft__runtime *rt)
+{
+    weft__tcb_free_all(rt);
+    workers_free(rt, rt->nworkers);
+    weft__idle_destroy(&rt->idle);
+    weft__inject_destroy(&rt->inject);
+    weft__mem_free(rt->quiesce_waiter, sizeof(*rt->quiesce_waiter));
+    weft__mem_free(rt->workers, sizeof(*rt->workers) * rt->nworkers);
+    weft__mem_free(rt, sizeof(*rt));
+}
+
+int weft_run(const weft_config *cfg, weft_task_fn main_fn, void *arg, void **result)
+{
+    weft_config c = cfg ? *cfg : (weft_config){ 0 };
+    if (!main_fn || c.workers > WEFT_MAX_WORKERS ||
+        (c.stack_size && c.stack_size < WEFT_STACK_MIN))
+        return -EINVAL;
+    if (weft__worker_current() || pthread_mutex_trylock(&g_run_lock) != 0)
+        return -EBUSY;
+
+    int rc = -ENOMEM;
+    struct weft__runtime *rt = weft__mem_alloc(sizeof(*rt));
+    if (!rt)
+        goto out_unlock;
+    rt->nworkers = c.workers ? c.workers : cpus_allowed();
+    rt->stack_size = weft__stack_round(c.stack_size ? c.stack_size : WEFT_STACK_DEFAULT);
+    rt->pin = c.pin_workers;
+    rt->main_fn = main_fn;
+    rt->main_arg = arg;
+    rt->workers = weft__mem_alloc(sizeof(*rt->workers) * rt->nworkers);
+    rt->quiesce_waiter = weft__mem_alloc(sizeof(*rt->quiesce_waiter));
+    if (!rt->workers || !rt->quiesce_waiter ||
+        weft__idle_init(&rt->idle, rt->nworkers) != 0) {
+        weft__mem_free(rt->workers, sizeof(*rt->workers) * rt->nworkers);
+        weft__mem_free(rt->quiesce_waiter, sizeof(*rt->quiesce_waiter));
+        weft__mem_free(rt, sizeof(*rt));
+        goto out_unlock;
+    }
+    weft__inject_init(&rt->inject);
+    if ((rc = workers_init(rt)) != 0) {
+        weft__idle_destroy(&rt->idle);
+        weft__inject_destroy(&rt->inject);
+        weft__mem_free(rt->workers, sizeof(*rt->workers) * rt->nworkers);
+        weft__mem_free(rt->quiesce_waiter, sizeof(*rt->quiesce_waiter));
+        weft__mem_free(rt, sizeof(*rt));
+        goto out_unlock;
+    }
+
+    unsigned started = 0;
+    for (; started < rt->nworkers; started++) {
+        if (pthread_create(&rt->workers[started].thread, NULL, weft__worker_main,
+                           &rt->workers[started]) != 0)
+            break;
+    }
+    /* Wait for every started worker's ring, then let them go (or stop). */
+    while (atomic_load_explicit(&rt->started, memory_order_acquire) < started)
+        sched_yield();
+    rc = started < rt->nworkers ? -EAGAIN : 0;
+    for (unsigned i = 0; i < started && rc == 0; i++)
+        rc = rt->workers[i].init_error;
+    if (rc)
+        atomic_store_explicit(&rt->stop, true, memory_order_release);
+
+    if (rc == 0) {
+        struct weft__task *root = weft__tcb_alloc(rt, NULL);
+        if (!root) {
+            rc = -ENOMEM;
+            atomic_store_explicit(&rt->stop, true, memory_order_release);
+        } else {
+            root->fn = root_main;
+            root->arg = rt;
+            root->is_root = true;
+            root->join = WEFT__JOIN_DETACHED;
+            strcpy(root->name, "weft-main");
+            atomic_store_explicit(&root->state, WEFT__TS_RUNNABLE, memory_order_relaxed);
+            atomic_store_explicit(&root->id, 1, memory_order_relaxed);
+            rt->root = root;
+            /* release: publishes every field above (pairs with
+             * weft__runtime_get's acquire). */
+            pthread_rwlock_wrlock(&g_rt_lock);
+            atomic_store_explicit(&g_rt, rt, memory_order_release);
+            pthread_rwlock_unlock(&g_rt_lock);
+        }
+    }
+    /* The extra count releases the workers from their start barrier. */
+    atomic_fetch_add_explicit(&rt->started, rt->nworkers + 1 - started, memory_order_acq_rel);
+    if (rc == 0)
+        weft__sched_ready(rt, rt->root, false);
+
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(rt->workers[i].thread, NULL);
+
+    pthread_rwlock_wrlock(&g_rt_lock);
+    atomic_store_explicit(&g_rt, NULL, memory_order_release);
+    pthread_rwlock_unlock(&g_rt_lock);
+    if (rc == 0 && result)
+        *result = rt->main_result;
+    runtime_free(rt);
+out_unlock:
+    pthread_mutex_unlock(&g_run_lock);
+    return rc;
+}
+
+int weft_stats_get(weft_stats *out)
+{
+    if (!out)
+        return -EINVAL;
+    struct weft__worker *self = weft__worker_current();
+    struct weft__runtime *rt = self ? self->rt : weft__runtime_enter();
+    if (!rt)
+        return -ESRCH;
+    memset(out, 0, sizeof(*out));
+    out->workers = rt->nworkers;
+    out->spawned = atomic_load_explicit(&rt->foreign_spawned, memory_order_relaxed);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct weft__worker_stats *s = &rt->workers[i].stats;
+#define SUM(f) out->f += atomic_load_explicit(&s->f, memory_order_relaxed)
+        SUM(spawned); SUM(finished); SUM(switches); SUM(steals); SUM(steal_rounds);
+        SUM(injected); SUM(overflowed); SUM(parks); SUM(wakeups);
+#undef SUM
+        /* Written by its owner without atomics; a torn read of a counter
+         * is impossible on 64-bit, and the figure is a hint. */
+        out->stacks_mapped += __atomic_load_n(&rt->workers[i].stacks.mapped, __ATOMIC_RELAXED);
+    }
+    if (!self)
+        weft__runtime_leave();
+    return 0;
+}

@@ -1,0 +1,47 @@
+/*
+ * spinlock.h — a test-and-test-and-set lock for the runtime's short
+ * critical sections (a timer heap update, a registry link), where a mutex's
+ * futex would cost more than the work it protects.
+ *
+ * Invariant: `locked` is 1 exactly while one thread is inside the section.
+ * Orders: the winning exchange is an acquire (pairs with the release store
+ * in unlock), so everything the previous holder wrote is visible; the wait
+ * loop only reads (relaxed) to keep the line shared until it looks free.
+ */
+#ifndef WEFT_SCHED_SPINLOCK_H
+#define WEFT_SCHED_SPINLOCK_H
+
+#include <sched.h>
+#include <stdatomic.h>
+
+struct weft__spinlock {
+    _Atomic int locked;
+};
+
+static inline void weft__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static inline void weft__spin_lock(struct weft__spinlock *l)
+{
+    for (unsigned spins = 0;; spins++) {
+        if (!atomic_exchange_explicit(&l->locked, 1, memory_order_acquire))
+            return;                                  /* acquire: pairs with unlock */
+        while (atomic_load_explicit(&l->locked, memory_order_relaxed)) {
+            if (++spins > 1000)
+                sched_yield();                       /* holder was preempted */
+            else
+                weft__cpu_relax();
+        }
+    }
+}
+
+static inline void weft__spin_unlock(struct weft__spinlock *l)
+{
+    atomic_store_explicit(&l->locked, 0, memory_order_release); /* pairs with lock's acquire */
+}
+
+#endif

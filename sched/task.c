@@ -1,0 +1,451 @@
+/*
+ * task.c — tasks: spawn, join, detach, cancel, yield, sleep; the run-state
+ * protocol (park/wake, task.h); TCB recycling and the live-task registry.
+ */
+#define _GNU_SOURCE
+#include "sched/task.h"
+#include "sched/sanitizer.h"
+#include "sched/wait.h"
+#include "sched/worker.h"
+#include "alloc/mem.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct weft__task *weft__task_current(void)
+{
+    struct weft__worker *w = weft__worker_current();
+    return w ? w->current : NULL;
+}
+
+/* ---- park / wake -------------------------------------------------------- */
+
+void weft__task_park(void)
+{
+    struct weft__worker *w = weft__worker_current();
+    struct weft__task *t = w->current;
+    /* Woken before we even left: take the wake and keep running.
+     * acquire: pairs with the waker's release, so its writes (the wait's
+     * result) are visible. */
+    uint32_t s = WEFT__TS_NOTIFIED;
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) == WEFT__TS_NOTIFIED &&
+        atomic_compare_exchange_strong_explicit(&t->state, &s, WEFT__TS_RUNNING,
+                                                memory_order_acquire, memory_order_relaxed))
+        return;
+    weft__sched_switch(w, WEFT__SW_PARK);
+}
+
+void weft__task_wake(struct weft__task *t)
+{
+    uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+    for (;;) {
+        if (s == WEFT__TS_SUSPENDED) {
+            /* acq_rel: acquire the saved context (pairs with the release
+             * CAS in weft__sched_after_switch), release our writes to
+             * whoever runs the task next. */
+            if (atomic_compare_exchange_weak_explicit(&t->state, &s, WEFT__TS_RUNNABLE,
+                                                      memory_order_acq_rel,
+                                                      memory_order_acquire)) {
+                weft__sched_ready(weft__runtime_get(), t, true);
+                return;
+            }
+        } else if (s == WEFT__TS_RUNNING) {
+            /* release: pairs with the acquire in weft__task_park or
+             * weft__sched_after_switch that consumes the NOTIFIED. */
+            if (atomic_compare_exchange_weak_explicit(&t->state, &s, WEFT__TS_NOTIFIED,
+                                                      memory_order_release,
+                                                      memory_order_acquire))
+                return;
+        } else {
+            fprintf(stderr, "weft: task %p woken twice (state %u): a waiter was "
+                    "signalled without a claim\n", (void *)t, s);
+            abort();
+        }
+    }
+}
+
+/* ---- TCBs: type-stable, recycled ---------------------------------------- */
+
+static struct weft__task *slab_new(struct weft__tcb_slab **slabs, struct weft__task **free)
+{
+    struct weft__tcb_slab *s = weft__mem_alloc(sizeof(*s));
+    if (!s)
+        return NULL;
+    s->next = *slabs;
+    *slabs = s;
+    for (unsigned i = WEFT__TCB_SLAB - 1; i > 0; i--) {
+        s->tasks[i].next = *free;
+        *free = &s->tasks[i];
+    }
+    return &s->tasks[0];
+}
+
+struct weft__task *weft__tcb_alloc(struct weft__runtime *rt, struct weft__worker *w)
+{
+    struct weft__task *t;
+    if (w) {
+        if ((t = w->free_tcbs))
+            w->free_tcbs = t->next;
+        else
+            t = slab_new(&w->slabs, &w->free_tcbs);
+        return t;
+    }
+    weft__spin_lock(&rt->foreign_lock);
+    if ((t = rt->foreign_free))
+        rt->foreign_free = t->next;
+    else
+        t = slab_new(&rt->foreign_slabs, &rt->foreign_free);
+    weft__spin_unlock(&rt->foreign_lock);
+    return t;
+}
+
+void weft__tcb_free(struct weft__runtime *rt, struct weft__task *t)
+{
+    /* Under the lock: a stale-handle reader holding it (weft_task_name)
+     * finishes before the id changes. release: a later id check that reads
+     * 0 also sees the task gone. */
+    weft__spin_lock(&t->lock);
+    atomic_store_explicit(&t->id, 0, memory_order_release);
+    weft__spin_unlock(&t->lock);
+    struct weft__worker *w = weft__worker_current();
+    if (w && w->rt == rt) {
+        t->next = w->free_tcbs;
+        w->free_tcbs = t;
+        return;
+    }
+    weft__spin_lock(&rt->foreign_lock);
+    t->next = rt->foreign_free;
+    rt->foreign_free = t;
+    weft__spin_unlock(&rt->foreign_lock);
+}
+
+static void slabs_free(struct weft__tcb_slab *s)
+{
+    while (s) {
+        struct weft__tcb_slab *next = s->next;
+        weft__mem_free(s, sizeof(*s));
+        s = next;
+    }
+}
+
+void weft__tcb_free_all(struct weft__runtime *rt)
+{
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        slabs_free(rt->workers[i].slabs);
+        rt->workers[i].slabs = NULL;
+    }
+    slabs_free(rt->foreign_slabs);
+    rt->foreign_slabs = NULL;
+}
+
+/* ---- the registry of live tasks ----------------------------------------- */
+
+static void registry_add(struct weft__runtime *rt, struct weft__registry *reg,
+                         struct weft__task *t)
+{
+    weft__spin_lock(&reg->lock);
+    t->reg = reg;
+    t->reg_prev = NULL;
+    t->reg_next = reg->head;
+    if (reg->head)
+        reg->head->reg_prev = t;
+    reg->head = t;
+    /* Under the registry lock: either cancel_all walks this list after us
+     * and cancels the task, or we see the shutdown flag it set before. */
+    if (atomic_load_explicit(&rt->shutdown, memory_order_seq_cst))
+        atomic_store_explicit(&t->cancelled, true, memory_order_relaxed);
+    weft__spin_unlock(&reg->lock);
+}
+
+static void registry_remove(struct weft__task *t)
+{
+    struct weft__registry *reg = t->reg;
+    weft__spin_lock(&reg->lock);
+    if (t->reg_prev)
+        t->reg_prev->reg_next = t->reg_next;
+    else
+        reg->head = t->reg_next;
+    if (t->reg_next)
+        t->reg_next->reg_prev = t->reg_prev;
+    weft__spin_unlock(&reg->lock);
+    t->reg = NULL;
+}
+
+static void cancel_locked(struct weft__task *t)
+{
+    atomic_store_explicit(&t->cancelled, true, memory_order_relaxed);
+    if (t->waiter)
+        weft__waiter_wake(t->waiter, -ECANCELED);
+}
+
+void weft__registry_cancel_all(struct weft__registry *reg)
+{
+    weft__spin_lock(&reg->lock);
+    for (struct weft__task *t = reg->head; t; t = t->reg_next) {
+        weft__spin_lock(&t->lock);
+        cancel_locked(t);
+        weft__spin_unlock(&t->lock);
+    }
+    weft__spin_unlock(&reg->lock);
+}
+
+/* ---- life and death ----------------------------------------------------- */
+
+void weft__task_entry(void *arg)
+{
+    struct weft__task *t = arg;
+    WEFT__ASAN_FINISH(NULL);
+    weft__sched_after_switch(weft__worker_current());
+    t->result = t->fn(t->arg);
+    weft__sched_switch(weft__worker_current(), WEFT__SW_EXIT);
+    __builtin_unreachable();
+}
+
+static void live_dec(struct weft__runtime *rt)
+{
+    /* seq_cst RMW and loads: pairs with the root task's publication of its
+     * quiesce waiter followed by its own RMW read of `live` (runtime.c). */
+    if (atomic_fetch_sub_explicit(&rt->live, 1, memory_order_seq_cst) == 1 &&
+        atomic_load_explicit(&rt->shutdown, memory_order_seq_cst)) {
+        struct weft__waiter *q = atomic_load_explicit(&rt->quiesce, memory_order_seq_cst);
+        if (q)
+            weft__waiter_wake(q, 0);
+    }
+}
+
+void weft__task_exit_finish(struct weft__task *t)
+{
+    struct weft__runtime *rt = weft__runtime_get();
+    if (t->is_root)
+        return;                  /* weft_run collects it */
+    struct weft__worker *w = weft__worker_current();
+    registry_remove(t);
+    atomic_store_explicit(&w->stats.finished,
+        atomic_load_explicit(&w->stats.finished, memory_order_relaxed) + 1,
+        memory_order_relaxed);
+    weft__spin_lock(&t->lock);
+    uintptr_t j = t->join;
+    t->join = WEFT__JOIN_FINISHED;
+    if (j > WEFT__JOIN_FINISHED)          /* a joiner is waiting */
+        weft__waiter_wake((struct weft__waiter *)j, 0);
+    weft__spin_unlock(&t->lock);
+    if (j == WEFT__JOIN_DETACHED)
+        weft__tcb_free(rt, t);
+    live_dec(rt);
+}
+
+/* ---- public calls ------------------------------------------------------- */
+
+int weft_task_spawn(weft_task *out, weft_task_fn fn, void *arg, const weft_task_opts *opts)
+{
+    if (!fn)
+        return -EINVAL;
+    size_t stack_size = 0;
+    if (opts && opts->stack_size) {
+        if (opts->stack_size < WEFT_STACK_MIN)
+            return -EINVAL;
+        stack_size = weft__stack_round(opts->stack_size);
+    }
+    struct weft__worker *w = weft__worker_current();
+    struct weft__runtime *rt;
+    if (w)
+        rt = w->rt;
+    else if (!(rt = weft__runtime_enter()))
+        return -ESRCH;
+
+    struct weft__task *t = weft__tcb_alloc(rt, w);
+    if (!t) {
+        if (!w)
+            weft__runtime_leave();
+        return -ENOMEM;
+    }
+    uint64_t id = w ? (++w->id_seq << 11) | (w->index + 1)
+                    : atomic_fetch_add_explicit(&rt->foreign_id_seq, 1,
+                                                memory_order_relaxed) << 11;
+    t->fn = fn;
+    t->arg = arg;
+    t->result = NULL;
+    t->start_error = 0;
+    t->stack.base = NULL;
+    t->stack_size = stack_size;
+    t->join = out ? 0 : WEFT__JOIN_DETACHED;
+    t->waiter = NULL;
+    t->is_root = false;
+    atomic_store_explicit(&t->cancelled, false, memory_order_relaxed);
+    atomic_store_explicit(&t->state, WEFT__TS_RUNNABLE, memory_order_relaxed);
+    t->name[0] = 0;
+    if (opts && opts->name)
+        snprintf(t->name, sizeof(t->name), "%s", opts->name);
+    /* release: a handle check that reads this id sees the fields above. */
+    atomic_store_explicit(&t->id, id, memory_order_release);
+
+    atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
+    registry_add(rt, w ? &w->registry : &rt->foreign_registry, t);
+    if (w)
+        atomic_store_explicit(&w->stats.spawned,
+            atomic_load_explicit(&w->stats.spawned, memory_order_relaxed) + 1,
+            memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&rt->foreign_spawned, 1, memory_order_relaxed);
+    if (out)
+        *out = (weft_task){ .ptr = t, .id = id };
+    weft__sched_ready(rt, t, false);
+    if (!w)
+        weft__runtime_leave();
+    return 0;
+}
+
+/* Lock @h's TCB if @h still names it; NULL (unlocked) if it is stale. */
+static struct weft__task *lock_handle(weft_task h)
+{
+    struct weft__task *t = h.ptr;
+    if (!t || !h.id || atomic_load_explicit(&t->id, memory_order_acquire) != h.id)
+        return NULL;
+    weft__spin_lock(&t->lock);
+    if (atomic_load_explicit(&t->id, memory_order_relaxed) != h.id) {
+        weft__spin_unlock(&t->lock);
+        return NULL;
+    }
+    return t;
+}
+
+int weft_task_join(weft_task h, void **result, int64_t deadline)
+{
+    if (h.ptr && h.ptr == weft__task_current())
+        return -EDEADLK;
+    struct weft__waiter wt;
+    weft__waiter_init(&wt);
+    struct weft__task *t = lock_handle(h);
+    if (!t)
+        return -ESRCH;
+    uintptr_t j = t->join;
+    if (j == WEFT__JOIN_DETACHED || j > WEFT__JOIN_FINISHED) {
+        weft__spin_unlock(&t->lock);
+        return -EINVAL;
+    }
+    if (j == 0) {
+        t->join = (uintptr_t)&wt;
+        weft__spin_unlock(&t->lock);
+        int rc = weft__waiter_wait(&wt, deadline);
+        if (rc) {
+            /* Timed out or cancelled: withdraw, unless the task finished
+             * meanwhile (then it is ours to collect after all). Taking the
+             * lock also waits out a finisher still touching `wt`. */
+            weft__spin_lock(&t->lock);
+            bool withdrawn = t->join == (uintptr_t)&wt;
+            if (withdrawn)
+                t->join = 0;
+            weft__spin_unlock(&t->lock);
+            if (withdrawn)
+                return rc;
+        }
+    } else {
+        weft__spin_unlock(&t->lock);
+    }
+    if (result)
+        *result = t->result;
+    int err = t->start_error;
+    weft__tcb_free(weft__runtime_get(), t);
+    return err;
+}
+
+int weft_task_detach(weft_task h)
+{
+    struct weft__task *t = lock_handle(h);
+    if (!t)
+        return -ESRCH;
+    uintptr_t j = t->join;
+    if (j == 0)
+        t->join = WEFT__JOIN_DETACHED;
+    weft__spin_unlock(&t->lock);
+    if (j == WEFT__JOIN_FINISHED)
+        weft__tcb_free(weft__runtime_get(), t);
+    else if (j != 0)
+        return -EINVAL;
+    return 0;
+}
+
+int weft_task_cancel(weft_task h)
+{
+    struct weft__task *t = lock_handle(h);
+    if (!t)
+        return -ESRCH;
+    cancel_locked(t);
+    weft__spin_unlock(&t->lock);
+    return 0;
+}
+
+weft_task weft_task_self(void)
+{
+    struct weft__task *t = weft__task_current();
+    if (!t)
+        return (weft_task){ 0 };
+    return (weft_task){ .ptr = t, .id = atomic_load_explicit(&t->id, memory_order_relaxed) };
+}
+
+bool weft_task_cancelled(void)
+{
+    struct weft__task *t = weft__task_current();
+    return t && atomic_load_explicit(&t->cancelled, memory_order_relaxed);
+}
+
+int weft_task_name(weft_task h, char *buf, size_t len)
+{
+    if (!buf || !len)
+        return -EINVAL;
+    struct weft__task *t = lock_handle(h);
+    if (!t)
+        return -ESRCH;
+    int n = snprintf(buf, len, "%s", t->name);
+    weft__spin_unlock(&t->lock);
+    return n;
+}
+
+int weft_yield(void)
+{
+    struct weft__worker *w = weft__worker_current();
+    struct weft__task *t = w ? w->current : NULL;
+    if (!t) {
+        sched_yield();
+        return 0;
+    }
+    if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
+        return -ECANCELED;
+    /* The yield FIFO is this worker's alone, and only this thread pops it
+     * after the switch below completes, so queueing before the switch is
+     * safe (unlike a stealable queue). */
+    t->next = NULL;
+    if (w->yield_tail)
+        w->yield_tail->next = t;
+    else
+        w->yield_head = t;
+    w->yield_tail = t;
+    weft__sched_switch(w, WEFT__SW_NONE);
+    return 0;
+}
+
+int weft_sleep_until(int64_t deadline)
+{
+    if (!weft__task_current()) {
+        struct timespec ts = { .tv_sec = deadline / 1000000000,
+                               .tv_nsec = deadline % 1000000000 };
+        if (deadline < 0)
+            return 0;
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+            ;
+        return 0;
+    }
+    struct weft__waiter w;
+    weft__waiter_init(&w);
+    int rc = weft__waiter_wait(&w, deadline);
+    return rc == -ETIMEDOUT ? 0 : rc;
+}
+
+int weft_sleep(int64_t ns)
+{
+    return weft_sleep_until(weft_deadline_in(ns));
+}

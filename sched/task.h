@@ -1,0 +1,100 @@
+/*
+ * task.h — the task control block and the task's run-state protocol.
+ *
+ * Life of a task (docs/design.md has the long version):
+ *   spawn:   a control block (TCB) is taken from the spawning worker's free
+ *            list, linked into that worker's registry of live tasks and
+ *            pushed on its deque (or the global injection queue when spawned
+ *            from a foreign thread). No stack yet.
+ *   run:     a worker takes it, gives it a stack from its pool on first run,
+ *            and switches to it. state = RUNNING.
+ *   suspend: the task waits (weft__task_park). The switch away completes,
+ *            then the *next* context marks it SUSPENDED (never before: a
+ *            waker on another worker must not resume a half-saved context).
+ *   wake:    exactly one wake per park (waiters are claimed once, wait.h):
+ *            SUSPENDED -> RUNNABLE and the task is queued; or, if the task
+ *            has not finished switching away yet, RUNNING -> NOTIFIED and
+ *            the switch-away code re-queues it.
+ *   exit:    the body returns; the next context returns the stack to the
+ *            pool, unlinks the TCB from the registry and completes the join
+ *            protocol. The TCB is recycled once joined or detached.
+ *
+ * TCB memory is type-stable while the runtime runs (recycled through free
+ * lists, freed only at teardown) and each task has a unique 64-bit id, so a
+ * stale weft_task handle is detected by comparing ids.
+ */
+#ifndef WEFT_SCHED_TASK_H
+#define WEFT_SCHED_TASK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "weft.h"
+#include "alloc/stack.h"
+#include "sched/context.h"
+#include "sched/spinlock.h"
+
+struct weft__waiter;
+struct weft__registry;
+
+enum weft__task_state {
+    WEFT__TS_RUNNABLE  = 0,  /* queued somewhere, or not started */
+    WEFT__TS_RUNNING   = 1,  /* on a worker (possibly still switching away) */
+    WEFT__TS_SUSPENDED = 2,  /* context saved, waiting for its one wake */
+    WEFT__TS_NOTIFIED  = 3,  /* woken while still RUNNING */
+};
+
+/* task->join, guarded by task->lock: 0 (joinable, nobody waiting),
+ * JOIN_DETACHED, JOIN_FINISHED, or the joiner's struct weft__waiter *. */
+#define WEFT__JOIN_DETACHED ((uintptr_t)1)
+#define WEFT__JOIN_FINISHED ((uintptr_t)2)
+
+struct weft__task {
+    struct weft__ctx ctx;          /* saved stack pointer while not running */
+    _Atomic uint32_t state;        /* enum weft__task_state */
+    int start_error;               /* -ENOMEM when no stack could be had */
+    struct weft__task *next;       /* link in one queue: inject, yield, free list */
+    weft_task_fn fn;
+    void *arg;
+    void *result;
+    struct weft__stack stack;      /* base == NULL until the first run */
+    size_t stack_size;             /* wanted size, already rounded */
+    _Atomic uint64_t id;           /* unique; 0 while the TCB is free */
+
+    struct weft__spinlock lock;    /* guards join, waiter, cancelled */
+    uintptr_t join;
+    struct weft__waiter *waiter;   /* the wait in progress, for cancellation */
+    _Atomic bool cancelled;        /* sticky; read unlocked as a hint */
+
+    struct weft__registry *reg;    /* live-task registry this TCB is in */
+    struct weft__task *reg_prev, *reg_next;
+    bool is_root;                  /* the runtime's main wrapper task */
+
+    char name[WEFT_TASK_NAME_MAX];
+#ifdef WEFT_ASAN
+    void *asan_fake_stack;
+#endif
+#ifdef WEFT_TSAN
+    void *tsan_fiber;
+#endif
+};
+
+/* The task running on this thread, or NULL. Any thread. */
+struct weft__task *weft__task_current(void);
+
+/* Suspend the calling task until its one matching weft__task_wake().
+ * Task only (not the scheduler context). */
+void weft__task_park(void);
+
+/* Make @t, which has parked or is about to, runnable again. Exactly one
+ * wake per park. Any thread. */
+void weft__task_wake(struct weft__task *t);
+
+/* Called by the worker after a task's last switch away (see worker.c). */
+void weft__task_exit_finish(struct weft__task *t);
+
+/* Entry point of every task's stack. */
+void weft__task_entry(void *task);
+
+#endif

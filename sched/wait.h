@@ -1,0 +1,79 @@
+/*
+ * wait.h — the one way anything in weft blocks: a waiter.
+ *
+ * A waiter is a small record, usually on the waiting task's stack, that a
+ * primitive (a join, a future, a channel, a timer) links somewhere so that
+ * whoever completes the wait can find it. Three parties may race to end a
+ * wait: the completion, the deadline's timer, and a cancellation. Exactly
+ * one wins, by claiming the waiter (one CAS on `claimed`); only the winner
+ * sets the result and wakes the waiter. So a waiting task is woken exactly
+ * once per wait, and a value handed to a waiter is handed only to a waiter
+ * that will return it (a channel that fails to claim a waiter moves on to
+ * the next one: no item is lost when a receiver times out at that moment).
+ *
+ * The waiting side works for tasks and for foreign threads alike: a task
+ * parks (its worker runs other tasks), a foreign thread spins briefly and
+ * then sleeps on a futex.
+ *
+ * Lifetime rule: after a claim, the winner may touch the waiter only until
+ * weft__waiter_signal() returns; the waiter's memory may be gone after. A
+ * primitive that keeps waiters in a list must unlink a waiter whose wait
+ * ended another way (timeout, cancel) under the primitive's own lock, and
+ * must claim under that lock, so the waiter never returns while a waker
+ * still holds a pointer to it.
+ */
+#ifndef WEFT_SCHED_WAIT_H
+#define WEFT_SCHED_WAIT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sched/timer.h"
+
+struct weft__task;
+
+struct weft__waiter {
+    _Atomic int claimed;           /* 0 until one party wins the right to wake */
+    int result;                    /* written by the winner before the wake */
+    struct weft__task *task;       /* the waiting task; NULL: a foreign thread */
+    _Atomic uint32_t signalled;    /* foreign threads sleep on this futex word */
+    struct weft__timer timer;      /* the deadline, when there is one */
+    void *data;                    /* for the primitive's own use */
+    struct weft__waiter *next, *prev; /* for the primitive's wait list */
+};
+
+/* Prepare @w for a wait by the calling task or thread. Any thread. */
+void weft__waiter_init(struct weft__waiter *w);
+
+/* Try to win the right to end @w's wait. acq_rel: the winner sees all the
+ * waiter's setup (acquire), and losers see that someone won. Any thread. */
+static inline bool weft__waiter_claim(struct weft__waiter *w)
+{
+    int expect = 0;
+    return atomic_compare_exchange_strong_explicit(&w->claimed, &expect, 1,
+            memory_order_acq_rel, memory_order_acquire);
+}
+
+/* After a successful claim: store @result and wake the waiter. Any thread. */
+void weft__waiter_signal(struct weft__waiter *w, int result);
+
+/* Claim and signal in one; false if another party had already claimed. */
+static inline bool weft__waiter_wake(struct weft__waiter *w, int result)
+{
+    if (!weft__waiter_claim(w))
+        return false;
+    weft__waiter_signal(w, result);
+    return true;
+}
+
+/*
+ * Block until @w is signalled, or @deadline passes (result -ETIMEDOUT), or
+ * the calling task is cancelled (result -ECANCELED; a task already
+ * cancelled does not wait at all). Returns the result the winner stored.
+ * The caller must have made @w findable by its wakers before calling.
+ * Called by the thread that initialised @w.
+ */
+int weft__waiter_wait(struct weft__waiter *w, int64_t deadline);
+
+#endif

@@ -1,0 +1,496 @@
+/*
+ * worker.c — the scheduler: one worker thread per core running tasks.
+ *
+ * Glossary
+ *   task    a function with its own stack, suspended and resumed by weft
+ *           (task.h). Cheap: a ~200-byte control block until it first runs.
+ *   worker  an OS thread pinned (optionally) to a core; it owns a deque of
+ *           runnable tasks, a LIFO slot, a stack pool, a timer heap and an
+ *           io_uring ring.
+ *   ring    the worker's io_uring: its IO, its sleep and its doorbell.
+ *   tick    one scheduling decision on a worker.
+ *
+ * Where a runnable task waits, in the order a worker looks:
+ *   1. every WEFT__FAIR_TICKS ticks, the global injection queue first, so
+ *      tasks from foreign threads and overflow cannot starve;
+ *   2. the LIFO slot — the task this worker most recently woke (a message's
+ *      receiver runs right after its sender, while the data is in cache);
+ *      at most WEFT__LIFO_MAX times in a row, so a ping-pong pair cannot
+ *      starve the rest;
+ *   3. its own deque (Chase–Lev, deque.h), newest first;
+ *   4. its yield FIFO (tasks that called weft_yield run after the others);
+ *   5. the injection queue, taking a fair share in one batch;
+ *   6. other workers: a searcher steals half of a random victim's deque,
+ *      one item at a time (a batch steal is not safe on Chase–Lev), for
+ *      WEFT__STEAL_ROUNDS rounds; on the last round also the victim's LIFO
+ *      slot (earlier, the victim is about to run it itself);
+ *   7. park in the ring until a wake-up, a timer or IO (park.h has the
+ *      protocol that keeps wake-ups from being lost).
+ *
+ * Switching. A task that yields, parks or exits picks its successor itself
+ * (1-4 above, without stealing) and jumps straight to it: one context switch
+ * per task switch, not two. Only every WEFT__FAIR_TICKS ticks, or when the
+ * local queues are empty, does it go back to the worker's own stack to run
+ * the loop (timers, IO, the global queue, stealing, parking).
+ * The switching context cannot finish its own bookkeeping — it is still on
+ * the stack it is leaving — so it records *why* it left (switch_action) and
+ * the context that resumes finishes it (weft__sched_after_switch): mark the
+ * old task SUSPENDED only once its registers are saved, or return its stack
+ * to the pool once nothing runs on it.
+ *
+ * Thread-local state: a task can resume on another worker after any switch,
+ * so nothing here keeps a worker pointer across weft__ctx_switch(); each
+ * resumption re-reads it through the opaque weft__worker_current().
+ *
+ * Rejected: ucontext (a system call per switch to save the signal mask);
+ * a growing deque (needs memory reclamation for old arrays — a full deque
+ * moves half its tasks to the global queue instead, as Go and Tokio do);
+ * an unstealable LIFO slot (tokio#4941: a task stranded behind a long
+ * poll); waking a worker for every new task (a ring round trip costs tens
+ * of microseconds; a searching worker finds the task anyway).
+ */
+#define _GNU_SOURCE
+#include "sched/worker.h"
+#include "sched/sanitizer.h"
+#include "sched/wait.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static __thread struct weft__worker *tls_worker;
+
+#define STAT_ADD(w, field, n)                                                  \
+    atomic_store_explicit(&(w)->stats.field,                                   \
+        atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),   \
+        memory_order_relaxed)   /* owner-only writer: no RMW needed */
+
+__attribute__((noinline)) struct weft__worker *weft__worker_current(void)
+{
+    struct weft__worker *w = tls_worker;
+    /* Opaque to the optimiser: the value must be re-read after every
+     * switch, never reused from before it (the thread may have changed). */
+    __asm__ volatile("" : "+r"(w) : : "memory");
+    return w;
+}
+
+static uint32_t rng_next(struct weft__worker *w)
+{
+    /* xorshift64*: victim selection only. */
+    w->rng ^= w->rng >> 12;
+    w->rng ^= w->rng << 25;
+    w->rng ^= w->rng >> 27;
+    return (uint32_t)((w->rng * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+/* ---- making tasks runnable ------------------------------------------- */
+
+static void notify(struct weft__runtime *rt, struct weft__worker *from)
+{
+    int i = weft__idle_pick(&rt->idle);
+    if (i < 0)
+        return;
+    if (from)
+        STAT_ADD(from, wakeups, 1);
+    weft__ring_wake(&rt->workers[i].ring, from ? &from->ring : NULL);
+}
+
+/* The deque is full: move its older half and @t to the injection queue, in
+ * FIFO order, with one lock round trip. */
+static void overflow(struct weft__worker *w, struct weft__task *t)
+{
+    struct weft__task *head = NULL, *tail = NULL;
+    size_t n = 0;
+    for (unsigned i = 0; i < WEFT__DEQUE_CAP / 2; i++) {
+        void *x;
+        int rc = weft__deque_steal(&w->deque, &x);
+        if (rc == -EAGAIN)
+            break;
+        if (rc)
+            continue;       /* lost to a thief: it has that one */
+        struct weft__task *s = x;
+        s->next = NULL;
+        if (tail)
+            tail->next = s;
+        else
+            head = s;
+        tail = s;
+        n++;
+    }
+    t->next = NULL;
+    if (tail)
+        tail->next = t;
+    else
+        head = t;
+    weft__inject_push(&w->rt->inject, head, t, n + 1);
+    STAT_ADD(w, overflowed, n + 1);
+}
+
+static void push_local(struct weft__worker *w, struct weft__task *t)
+{
+    if (!weft__deque_push(&w->deque, t))
+        overflow(w, t);
+}
+
+void weft__sched_ready(struct weft__runtime *rt, struct weft__task *t, bool lifo)
+{
+    struct weft__worker *w = weft__worker_current();
+    if (w && w->rt == rt) {
+        if (lifo) {
+            /* release: publishes @t to a thief's exchange; the old occupant
+             * was put there by this thread, so nothing to acquire. */
+            t = atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
+            if (!t)
+                return;     /* runs next here: no other worker needed */
+        }
+        push_local(w, t);
+        if (rt->nworkers > 1)
+            notify(rt, w);
+        return;
+    }
+    weft__inject_push(&rt->inject, t, t, 1);
+    notify(rt, NULL);
+}
+
+void weft__sched_wake_all(struct weft__runtime *rt)
+{
+    struct weft__worker *self = weft__worker_current();
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (&rt->workers[i] != self)
+            weft__ring_wake(&rt->workers[i].ring, self ? &self->ring : NULL);
+}
+
+/* ---- picking the next task -------------------------------------------- */
+
+static struct weft__task *take_lifo(struct weft__worker *w)
+{
+    /* relaxed peek first: the exchange is a locked instruction. acquire on
+     * the exchange pairs with the release in weft__sched_ready. */
+    if (!atomic_load_explicit(&w->lifo, memory_order_relaxed))
+        return NULL;
+    return atomic_exchange_explicit(&w->lifo, NULL, memory_order_acquire);
+}
+
+/* Steps 2-4 of the order above: owner only, never blocks. */
+static struct weft__task *pick_local(struct weft__worker *w)
+{
+    struct weft__task *t;
+    if (w->lifo_streak < WEFT__LIFO_MAX && (t = take_lifo(w))) {
+        w->lifo_streak++;
+        return t;
+    }
+    w->lifo_streak = 0;
+    if ((t = weft__deque_take(&w->deque)))
+        return t;
+    if ((t = w->yield_head)) {
+        w->yield_head = t->next;
+        if (!w->yield_head)
+            w->yield_tail = NULL;
+        return t;
+    }
+    return take_lifo(w);
+}
+
+/* Step 5: a fair share of the injection queue; the first task is returned,
+ * the rest go to the local deque. */
+static struct weft__task *take_inject(struct weft__worker *w, size_t max)
+{
+    struct weft__runtime *rt = w->rt;
+    size_t len = weft__inject_len(&rt->inject);
+    if (!len)
+        return NULL;
+    size_t n = len / rt->nworkers + 1;
+    if (n > max)
+        n = max;
+    struct weft__task *head;
+    n = weft__inject_pop(&rt->inject, n, &head);
+    if (!n)
+        return NULL;
+    STAT_ADD(w, injected, n);
+    struct weft__task *first = head;
+    for (struct weft__task *t = first->next, *nx; t; t = nx) {
+        nx = t->next;
+        push_local(w, t);
+    }
+    return first;
+}
+
+/* Step 6: steal half of @v's deque (one CAS per task, see deque.h). */
+static struct weft__task *steal_from(struct weft__worker *w, struct weft__worker *v,
+                                     bool last_round)
+{
+    int64_t len = weft__deque_len(&v->deque);
+    struct weft__task *first = NULL;
+    int64_t want = (len + 1) / 2, got = 0;
+    for (int64_t tries = 0; got < want && tries < 2 * want; tries++) {
+        void *x;
+        int rc = weft__deque_steal(&v->deque, &x);
+        if (rc == -EAGAIN)
+            break;
+        if (rc)
+            continue;       /* -EBUSY: lost a race, try again */
+        got++;
+        if (!first)
+            first = x;
+        else
+            push_local(w, x);
+    }
+    if (got)
+        STAT_ADD(w, steals, (uint64_t)got);
+    if (!first && last_round && (first = take_lifo(v)))
+        STAT_ADD(w, steals, 1);
+    return first;
+}
+
+static struct weft__task *search(struct weft__worker *w)
+{
+    struct weft__runtime *rt = w->rt;
+    unsigned n = rt->nworkers;
+    STAT_ADD(w, steal_rounds, 1);
+    for (unsigned round = 0; round < WEFT__STEAL_ROUNDS; round++) {
+        unsigned start = rng_next(w) % n;
+        for (unsigned i = 0; i < n; i++) {
+            struct weft__worker *v = &rt->workers[(start + i) % n];
+            if (v == w)
+                continue;
+            struct weft__task *t = steal_from(w, v, round == WEFT__STEAL_ROUNDS - 1);
+            if (t)
+                return t;
+        }
+        struct weft__task *t = take_inject(w, WEFT__DEQUE_CAP / 2);
+        if (t)
+            return t;
+    }
+    return NULL;
+}
+
+/* W2 of the parking protocol (park.h): is there anything to run? */
+static bool work_visible(struct weft__worker *w)
+{
+    struct weft__runtime *rt = w->rt;
+    if (weft__inject_len(&rt->inject) ||
+        atomic_load_explicit(&rt->stop, memory_order_acquire))
+        return true;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (weft__deque_len(&rt->workers[i].deque) > 0)
+            return true;
+    if (atomic_load_explicit(&w->lifo, memory_order_relaxed))
+        return true;
+    return weft__timer_earliest(&w->timers) <= weft_now();
+}
+
+static void park(struct weft__worker *w)
+{
+    struct weft__runtime *rt = w->rt;
+    weft__idle_enter(&rt->idle, w->index);                    /* W1 */
+    if (!work_visible(w)) {                                   /* W2 */
+        STAT_ADD(w, parks, 1);
+        weft__ring_wait(&w->ring, weft__timer_earliest(&w->timers));
+    }
+    if (!weft__idle_leave(&rt->idle, w->index))
+        w->searching = true;   /* a waker counted us as a searcher */
+}
+
+static void maintain(struct weft__worker *w)
+{
+    if (weft__timer_earliest(&w->timers) != INT64_MAX)
+        weft__timer_run(&w->timers, weft_now());
+    weft__ring_poll(&w->ring);
+}
+
+/* The worker loop's search for the next task; NULL when the runtime stops. */
+static struct weft__task *find_runnable(struct weft__worker *w)
+{
+    struct weft__runtime *rt = w->rt;
+    for (;;) {
+        maintain(w);
+        struct weft__task *t = NULL;
+        if (w->tick % WEFT__FAIR_TICKS == 0)
+            t = take_inject(w, 1);                               /* step 1 */
+        if (!t)
+            t = pick_local(w);                                   /* 2-4 */
+        if (!t)
+            t = take_inject(w, WEFT__DEQUE_CAP / 2);             /* 5 */
+        if (!t && rt->nworkers > 1) {                            /* 6 */
+            if (!w->searching)
+                w->searching = weft__idle_search_begin(&rt->idle);
+            if (w->searching)
+                t = search(w);
+        }
+        if (w->searching) {
+            w->searching = false;
+            /* The last searcher to find work wakes another: tasks come in
+             * bursts, and nobody else is looking now. */
+            if (weft__idle_search_end(&rt->idle) && t)
+                notify(rt, w);
+        }
+        if (t)
+            return t;
+        if (atomic_load_explicit(&rt->stop, memory_order_acquire))
+            return NULL;
+        park(w);                                                 /* 7 */
+    }
+}
+
+/* ---- switching --------------------------------------------------------- */
+
+/* A task that could not get a stack ends at once with -ENOMEM. */
+static bool prepare(struct weft__worker *w, struct weft__task *t)
+{
+    if (t->stack.base)
+        return true;
+    size_t size = t->stack_size ? t->stack_size : w->stacks.size;
+    if (weft__stack_get(&w->stacks, size, &t->stack) != 0) {
+        t->start_error = -ENOMEM;
+        t->result = NULL;
+        weft__task_exit_finish(t);
+        return false;
+    }
+    weft__ctx_make(&t->ctx, t->stack.base, t->stack.size, weft__task_entry, t);
+#ifdef WEFT_TSAN
+    t->tsan_fiber = WEFT__TSAN_CREATE();
+    WEFT__TSAN_NAME(t->tsan_fiber, t->name[0] ? t->name : "weft task");
+#endif
+    return true;
+}
+
+static void jump(struct weft__worker *w, struct weft__ctx *from, void **fake_save,
+                 struct weft__task *next)
+{
+    w->current = next;
+    /* relaxed: no waker acts on a task that has not parked (task.h). */
+    atomic_store_explicit(&next->state, WEFT__TS_RUNNING, memory_order_relaxed);
+    STAT_ADD(w, switches, 1);
+    WEFT__ASAN_START(fake_save, next->stack.base, next->stack.size);
+#ifdef WEFT_TSAN
+    WEFT__TSAN_SWITCH(next->tsan_fiber);
+#endif
+    weft__ctx_switch(from, &next->ctx);
+}
+
+void weft__sched_switch(struct weft__worker *w, enum weft__switch_action action)
+{
+    struct weft__task *prev = w->current, *next = NULL;
+    if (++w->tick % WEFT__FAIR_TICKS != 0) {
+        while ((next = pick_local(w)) && next != prev && !prepare(w, next))
+            ;
+    }
+    if (next == prev) {
+        return;                  /* a yield with nothing else to run */
+    }
+    w->switch_from = prev;
+    w->switch_action = action;
+#ifdef WEFT_ASAN
+    void **fake = action == WEFT__SW_EXIT ? NULL : &prev->asan_fake_stack;
+#else
+    void **fake = NULL;
+#endif
+    if (next) {
+        jump(w, &prev->ctx, fake, next);
+    } else {
+        w->current = NULL;
+        WEFT__ASAN_START(fake, w->sched_stack_bottom, w->sched_stack_size);
+        WEFT__TSAN_SWITCH(w->sched_fiber);
+        weft__ctx_switch(&prev->ctx, &w->sched_ctx);
+    }
+    (void)fake;
+    /* Resumed — possibly on another thread: re-read the worker. */
+    w = weft__worker_current();
+    WEFT__ASAN_FINISH(prev->asan_fake_stack);
+    weft__sched_after_switch(w);
+}
+
+void weft__sched_after_switch(struct weft__worker *w)
+{
+    struct weft__task *prev = w->switch_from;
+    if (!prev)
+        return;
+    w->switch_from = NULL;
+    switch (w->switch_action) {
+    case WEFT__SW_NONE:
+        break;
+    case WEFT__SW_PARK: {
+        uint32_t s = WEFT__TS_RUNNING;
+        /* release: the saved context happens-before any waker that sees
+         * SUSPENDED and queues the task (its acquire CAS in
+         * weft__task_wake). Failure means a wake came first (NOTIFIED). */
+        if (!atomic_compare_exchange_strong_explicit(&prev->state, &s,
+                WEFT__TS_SUSPENDED, memory_order_acq_rel, memory_order_acquire)) {
+            atomic_store_explicit(&prev->state, WEFT__TS_RUNNABLE, memory_order_relaxed);
+            push_local(w, prev);
+            if (w->rt->nworkers > 1)
+                notify(w->rt, w);
+        }
+        break;
+    }
+    case WEFT__SW_EXIT:
+#ifdef WEFT_TSAN
+        WEFT__TSAN_DESTROY(prev->tsan_fiber);
+        prev->tsan_fiber = NULL;
+#endif
+        weft__stack_put(&w->stacks, &prev->stack);
+        weft__task_exit_finish(prev);
+        break;
+    }
+}
+
+/* ---- the worker thread ------------------------------------------------ */
+
+static void pin(struct weft__worker *w)
+{
+    cpu_set_t allowed, one;
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0)
+        return;
+    int nth = (int)(w->index % (unsigned)CPU_COUNT(&allowed));
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (CPU_ISSET(cpu, &allowed) && nth-- == 0) {
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+            return;
+        }
+    }
+}
+
+static void record_thread_stack(struct weft__worker *w)
+{
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &w->sched_stack_bottom, &w->sched_stack_size);
+        pthread_attr_destroy(&attr);
+    }
+    w->sched_fiber = WEFT__TSAN_CURRENT();
+}
+
+void *weft__worker_main(void *arg)
+{
+    struct weft__worker *w = arg;
+    struct weft__runtime *rt = w->rt;
+    tls_worker = w;
+    if (rt->pin)
+        pin(w);
+    record_thread_stack(w);
+    /* The ring must be created by the thread that submits to it
+     * (IORING_SETUP_SINGLE_ISSUER). */
+    w->init_error = weft__ring_init(&w->ring, WEFT__RING_ENTRIES);
+    atomic_fetch_add_explicit(&rt->started, 1, memory_order_acq_rel);
+    /* Wait until every worker has its ring (another worker may wake us
+     * through it as soon as the root task is queued). */
+    while (atomic_load_explicit(&rt->started, memory_order_acquire) < rt->nworkers + 1)
+        sched_yield();
+    if (!atomic_load_explicit(&rt->stop, memory_order_acquire)) {
+        struct weft__task *t;
+        while ((t = find_runnable(w))) {
+            if (!prepare(w, t))
+                continue;
+            jump(w, &w->sched_ctx, &w->sched_asan_fake, t);
+            WEFT__ASAN_FINISH(w->sched_asan_fake);
+            weft__sched_after_switch(w);
+        }
+    }
+    if (!w->init_error)
+        weft__ring_destroy(&w->ring);
+    tls_worker = NULL;
+    return NULL;
+}

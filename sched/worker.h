@@ -1,0 +1,160 @@
+/*
+ * worker.h — a worker thread, the runtime that owns the workers, and the
+ * scheduling calls between them. The design essay is at the top of
+ * worker.c; the long version in docs/design.md.
+ */
+#ifndef WEFT_SCHED_WORKER_H
+#define WEFT_SCHED_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "weft.h"
+#include "alloc/stack.h"
+#include "io/ring.h"
+#include "sched/context.h"
+#include "sched/deque.h"
+#include "sched/inject.h"
+#include "sched/park.h"
+#include "sched/spinlock.h"
+#include "sched/task.h"
+#include "sched/timer.h"
+
+/* Tunables (docs/design.md explains each). */
+#define WEFT__DEQUE_CAP     256   /* per-worker ring; overflow moves half out */
+#define WEFT__FAIR_TICKS    61    /* global queue checked every 61 ticks (Go) */
+#define WEFT__LIFO_MAX      3     /* LIFO-slot runs in a row before the deque */
+#define WEFT__STEAL_ROUNDS  4     /* passes over random victims per search */
+#define WEFT__STACK_POOL    256   /* free stacks kept per worker */
+#define WEFT__TCB_SLAB      64    /* TCBs allocated at once */
+#define WEFT__RING_ENTRIES  256
+
+/* Live tasks, for cancellation at shutdown; one per worker (plus one for
+ * foreign threads) so that linking a new task rarely contends. */
+struct weft__registry {
+    struct weft__spinlock lock;
+    struct weft__task *head;
+};
+
+/* Counters, written by their worker only (relaxed), read by anyone. */
+struct weft__worker_stats {
+    _Atomic uint64_t spawned, finished, switches, steals, steal_rounds,
+                     injected, overflowed, parks, wakeups;
+};
+
+/* Why the previous context switched away: finished by whoever runs next. */
+enum weft__switch_action {
+    WEFT__SW_NONE = 0,   /* yield: already queued by the yielder */
+    WEFT__SW_PARK,       /* mark SUSPENDED, or re-queue if NOTIFIED meanwhile */
+    WEFT__SW_EXIT,       /* release the stack, complete the join */
+};
+
+struct weft__tcb_slab {
+    struct weft__tcb_slab *next;
+    struct weft__task tasks[WEFT__TCB_SLAB];
+};
+
+struct weft__worker {
+    /* Hot, owner-only. */
+    struct weft__task *current;          /* running task, NULL in the loop */
+    struct weft__task *switch_from;      /* see enum weft__switch_action */
+    enum weft__switch_action switch_action;
+    uint32_t tick;
+    uint32_t lifo_streak;
+    struct weft__task *yield_head, *yield_tail;  /* owner-only FIFO */
+    struct weft__deque deque;
+    /* The LIFO slot: the task most recently woken by this worker runs next
+     * (message ping-pong stays on one core). Thieves may take it too, with
+     * the same exchange, so a task parked there is never stranded. */
+    _Atomic(struct weft__task *) lifo;
+    struct weft__ctx sched_ctx;          /* the worker thread's own stack */
+    struct weft__runtime *rt;
+    unsigned index;
+    bool searching;
+    uint64_t rng;
+    uint64_t id_seq;
+    struct weft__task *free_tcbs;        /* recycled TCBs */
+    struct weft__tcb_slab *slabs;
+    struct weft__stack_pool stacks;
+    struct weft__timer_heap timers;
+    struct weft__ring ring;
+    struct weft__registry registry;
+    struct weft__worker_stats stats;
+    pthread_t thread;
+    int init_error;
+    void *sched_stack_bottom;            /* for ASan's fiber switches */
+    size_t sched_stack_size;
+    void *sched_fiber;                   /* for TSan's */
+    void *sched_asan_fake;
+};
+
+struct weft__runtime {
+    unsigned nworkers;
+    size_t stack_size;
+    bool pin;
+    struct weft__worker *workers;        /* nworkers of them */
+    struct weft__inject inject;
+    struct weft__idle idle;
+    _Atomic int64_t live;                /* started, unfinished (root excluded) */
+    _Atomic bool shutdown;               /* main returned: cancel everything */
+    _Atomic bool stop;                   /* all tasks gone: workers exit */
+    _Atomic(struct weft__waiter *) quiesce; /* root waits here for live == 0 */
+    struct weft__registry foreign_registry;
+    struct weft__spinlock foreign_lock;  /* guards the foreign TCB pool */
+    struct weft__task *foreign_free;
+    struct weft__tcb_slab *foreign_slabs;
+    _Atomic uint64_t foreign_id_seq;
+    _Atomic uint64_t foreign_spawned;
+    struct weft__waiter *quiesce_waiter; /* storage for `quiesce` (runtime.c) */
+    _Atomic unsigned started;            /* workers that finished setup */
+    struct weft__task *root;
+    weft_task_fn main_fn;
+    void *main_arg;
+    void *main_result;
+    int main_error;
+};
+
+/* The worker this thread is, or NULL on a foreign thread. The call is opaque
+ * to the compiler on purpose: a task may resume on another thread after any
+ * switch, so the thread-local must be re-read, never cached (task.h). */
+struct weft__worker *weft__worker_current(void);
+
+/* The runtime running in this process, or NULL. */
+struct weft__runtime *weft__runtime_get(void);
+
+/* For foreign threads: the running runtime, held alive (a read lock) until
+ * weft__runtime_leave(); NULL (nothing held) when none runs or it is
+ * stopping. */
+struct weft__runtime *weft__runtime_enter(void);
+void weft__runtime_leave(void);
+
+/* Make @t runnable from the calling context: the LIFO slot when @lifo and
+ * the caller is a worker of @rt, else the caller's deque, else (foreign
+ * thread) the injection queue; wakes a parked worker when useful. */
+void weft__sched_ready(struct weft__runtime *rt, struct weft__task *t, bool lifo);
+
+/* Switch from the running task to the next runnable one (or the worker's
+ * loop), recording @action for the next context to finish. Task only. */
+void weft__sched_switch(struct weft__worker *w, enum weft__switch_action action);
+
+/* Finish the previous context's switch (see enum weft__switch_action).
+ * Every context calls it right after it resumes. */
+void weft__sched_after_switch(struct weft__worker *w);
+
+/* The worker thread's body. */
+void *weft__worker_main(void *worker);
+
+/* Wake every parked worker (shutdown). Any thread. */
+void weft__sched_wake_all(struct weft__runtime *rt);
+
+/* TCB allocation (task.c). */
+struct weft__task *weft__tcb_alloc(struct weft__runtime *rt, struct weft__worker *w);
+void weft__tcb_free(struct weft__runtime *rt, struct weft__task *t);
+void weft__tcb_free_all(struct weft__runtime *rt);
+
+/* Registry of live tasks (task.c). */
+void weft__registry_cancel_all(struct weft__registry *reg);
+
+#endif
