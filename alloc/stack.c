@@ -3,11 +3,67 @@
 #include "alloc/mem.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #ifdef WEFT_ASAN
 #include <sanitizer/asan_interface.h>
+#endif
+#ifdef WEFT_TSAN
+#include <sanitizer/tsan_interface.h>
+/* TSan (GCC 12 / LLVM 14 runtime) never reuses a destroyed fiber's id, and
+ * maps trace memory per id, so a fiber per task runs out after ~64k tasks.
+ * A fiber pooled with its stack runs out differently: a task leaves by
+ * switching away, never returning, so a few shadow frames stay behind on
+ * the fiber per task, up to TSan's 64k-frame limit. A fiber is therefore
+ * reused for this many tasks, then replaced. */
+#define WEFT__TSAN_FIBER_USES 1000
+/* Under TSan, stacks (with their fibers) also outlive the runtime, in one
+ * process-wide cache: TSan gives back neither a fiber's trace memory nor
+ * the shadow mappings of an unmapped stack, so mapping new ones on every
+ * weft_run exhausts vm.max_map_count within a test run. */
+#include <pthread.h>
+static pthread_mutex_t tsan_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct weft__stack *tsan_cache;
+static size_t tsan_cache_count, tsan_cache_cap;
+
+static bool tsan_cache_get(size_t size, struct weft__stack *out)
+{
+    bool found = false;
+    pthread_mutex_lock(&tsan_cache_lock);
+    for (size_t i = tsan_cache_count; i-- > 0;) {
+        if (tsan_cache[i].size == size) {
+            *out = tsan_cache[i];
+            tsan_cache[i] = tsan_cache[--tsan_cache_count];
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&tsan_cache_lock);
+    return found;
+}
+
+static bool tsan_cache_put(struct weft__stack *s)
+{
+    bool kept = false;
+    pthread_mutex_lock(&tsan_cache_lock);
+    if (tsan_cache_count == tsan_cache_cap) {
+        size_t cap = tsan_cache_cap ? tsan_cache_cap * 2 : 256;
+        struct weft__stack *c = realloc(tsan_cache, cap * sizeof(*c));
+        if (c) {
+            tsan_cache = c;
+            tsan_cache_cap = cap;
+        }
+    }
+    if (tsan_cache_count < tsan_cache_cap) {
+        tsan_cache[tsan_cache_count++] = *s;
+        kept = true;
+    }
+    pthread_mutex_unlock(&tsan_cache_lock);
+    return kept;
+}
 #endif
 
 static size_t page_size(void)
@@ -26,6 +82,10 @@ size_t weft__stack_round(size_t size)
 
 static int stack_map(size_t size, struct weft__stack *out)
 {
+#ifdef WEFT_TSAN
+    if (tsan_cache_get(size, out))
+        return 0;
+#endif
     size_t guard = page_size();
     /* One mapping, then the guard page made inaccessible: MAP_NORESERVE so
      * untouched stack pages cost neither memory nor commit charge. */
@@ -39,11 +99,20 @@ static int stack_map(size_t size, struct weft__stack *out)
     }
     out->base = p + guard;
     out->size = size;
+#ifdef WEFT_TSAN
+    out->tsan_fiber = __tsan_create_fiber(0);
+    out->tsan_uses = 0;
+#endif
     return 0;
 }
 
 static void stack_unmap(struct weft__stack *s)
 {
+#ifdef WEFT_TSAN
+    if (tsan_cache_put(s))
+        return;
+    __tsan_destroy_fiber(s->tsan_fiber);
+#endif
     size_t guard = page_size();
     munmap((char *)s->base - guard, s->size + guard);
 }
@@ -72,6 +141,13 @@ int weft__stack_get(struct weft__stack_pool *p, size_t size, struct weft__stack 
 {
     if (size == p->size && p->count) {
         *out = p->free[--p->count];
+#ifdef WEFT_TSAN
+        if (++out->tsan_uses >= WEFT__TSAN_FIBER_USES) {
+            __tsan_destroy_fiber(out->tsan_fiber);   /* not the current one */
+            out->tsan_fiber = __tsan_create_fiber(0);
+            out->tsan_uses = 0;
+        }
+#endif
         return 0;
     }
     __atomic_store_n(&p->mapped, p->mapped + 1, __ATOMIC_RELAXED); /* read by stats */

@@ -21,6 +21,10 @@
 struct weft__stack {
     void  *base;        /* lowest usable byte; the guard page is below */
     size_t size;        /* usable bytes */
+#ifdef WEFT_TSAN
+    void  *tsan_fiber;  /* TSan's context for this stack, pooled with it */
+    unsigned tsan_uses; /* tasks run on it since the fiber was made */
+#endif
 };
 
 struct weft__stack_pool {     /* owned by one worker; no locking */

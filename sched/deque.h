@@ -55,9 +55,9 @@
  * MEMORY ORDERS: NO STAND-ALONE FENCES
  *   The paper has fence(release) in push and fence(seq_cst) in take and steal.
  *   ThreadSanitizer does not model stand-alone fences (llvm/llvm-project#52942),
- *   so it would report false races, and gcc's -Wtsan warns about every
- *   atomic_thread_fence (an error under -Werror). So each ordering is put on the
- *   atomic operations themselves:
+ *   so it would report false races, and gcc flags atomic_thread_fence as
+ *   unsupported under -fsanitize=thread (-Wtsan; an error under -Werror). So
+ *   each ordering is put on the atomic operations themselves:
  *       paper                                        here
  *     push:  store slot; fence(release);             store slot;
  *            store(bottom, relaxed)                  store(bottom, release)
@@ -67,9 +67,15 @@
  *            load(bottom, acquire)                   load(bottom, seq_cst)
  *     take's / steal's CAS on top: seq_cst           unchanged
  *     take's restore stores of bottom: relaxed       release (see (a))
- *   On x86-64 both columns compile to the same instructions: the seq_cst store is
- *   the only fence (xchg, or mov+mfence) and every load is a plain mov; release
- *   stores are plain movs too.
+ *     take's early-out: -                            load(top, relaxed) (see (d))
+ *   On x86-64, push and take compile to the same instructions as the paper's:
+ *   take's seq_cst store is its one full barrier (xchg, where the paper has
+ *   mov + mfence), and every load and release store is a plain mov. steal comes
+ *   out cheaper: a seq_cst load is a plain mov, and the paper's fence(seq_cst)
+ *   between the two loads (an mfence or lock-or, checked with gcc 12 and clang
+ *   14) has no counterpart - x86 never reorders a load with a load, and in the
+ *   C11 model the order S of (c) takes its place. On AArch64 the seq_cst loads
+ *   are ldar and the seq_cst/release stores stlr, instead of dmb fences.
  *
  *   What pairs with what:
  *   (a) Publishing an item. push() stores the slot (relaxed), then bottom with
@@ -85,18 +91,24 @@
  *       (seq_cst, hence release) in steal() and take(): when push sees
  *       top > b - capacity, the thief that claimed index b - capacity has finished
  *       reading slot b & mask before push overwrites it.
- *   (c) The owner/thief race: take() claims a non-last item with NO CAS, so it
- *       must never happen that take() reads the old top while a thief reads the
- *       old bottom. Both sides "write/read my end, then read the other end", a
- *       StoreLoad pattern that acquire/release cannot order. With the four
- *       operations take:{store bottom, load top} and steal:{load top, load bottom},
- *       and the CAS, all seq_cst, they sit in one total order S that respects
- *       each thread's program order. If take() read top < b, then
- *       store(bottom=b) <S take's load(top) <S the CAS that later moved top to b
- *       <S any thief's load(top) that returns b <S that thief's load(bottom), so
- *       that thief sees bottom <= b and finds nothing to steal at b (or sees a
- *       later push that put a NEW item at index b, correctly published by (a)).
- *       For the last item (top == b) both sides CAS top from b, so one wins.
+ *   (c) The owner/thief race. take() claims a non-last item with NO CAS, so no
+ *       thief may claim the same index. take() stores bottom, then loads top: a
+ *       store followed by a load of another location, an order (StoreLoad) that
+ *       only seq_cst keeps. With take's store and load, steal's two loads and
+ *       every CAS on top all seq_cst, they sit in one total order S consistent
+ *       with each thread's program order. If take() read top < b, then
+ *         store(bottom=b) <S take's load(top) <S the CAS that later moves top
+ *         to b <S a thief's load(top) that returns b <S its load(bottom),
+ *       so that thief reads bottom <= b: nothing to steal at b (or a NEW item
+ *       that a later push put at index b, published by (a)). steal's order
+ *       matters as much: loading bottom before top would let a thief pair an
+ *       old bottom with a newer top and claim b. For the last item (top == b)
+ *       both sides CAS top from b, so exactly one wins.
+ *   (d) take()'s early-out (not in the paper) reads top relaxed before touching
+ *       bottom: top never shrinks and only the owner moves bottom, so top >=
+ *       bottom once seen means empty at that moment; it returns NULL having
+ *       claimed nothing, so it needs no ordering, and it spares an idle
+ *       worker's take() the full fence.
  *
  * NO BATCH STEAL
  *   Stealing n > 1 items with one CAS (top: t -> t+n) is NOT safe in Chase-Lev:
@@ -117,11 +129,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Lock-free (not lock-based, address-free) atomics for the indices and slots,
- * and zero bits are NULL for a lock-free pointer: calloc'ed slots are valid. */
+/* The indices and slots must be real lock-free atomics, never libatomic's
+ * lock-based fallback. A lock-free atomic pointer is a plain pointer on every
+ * target weft supports (x86-64, AArch64), so calloc'ed slots are valid NULLs. */
 _Static_assert(ATOMIC_POINTER_LOCK_FREE == 2, "weft deque needs lock-free pointer atomics");
 _Static_assert(ATOMIC_LONG_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
                "weft deque needs lock-free 64-bit atomics");
+
+/* WEFT_DEBUG builds check the callers' side of the contract. */
+#if defined(WEFT_DEBUG) && WEFT_DEBUG > 0
+#include <assert.h>
+#define WEFT__DEQUE_ASSERT(e) assert(e)
+#else
+#define WEFT__DEQUE_ASSERT(e) ((void)0)
+#endif
 
 struct weft__deque {
     /* Thieves' end. Written only by the CAS in steal() and take(); read by all. */
@@ -146,6 +167,7 @@ static inline bool weft__deque_push(struct weft__deque *q, void *item)
 {
     int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed); /* owner is the only writer */
     int64_t t = atomic_load_explicit(&q->top, memory_order_acquire);   /* load-acquire, pairs with the CAS of top in steal/take: slot b & mask is no longer being read, (b) */
+    WEFT__DEQUE_ASSERT(item != NULL && b - t >= 0); /* NULL would read as "empty"; I3 */
     if (__builtin_expect(b - t > q->mask, 0))
         return false;                /* full; a stale t only makes us more cautious */
     atomic_store_explicit(&q->slots[b & q->mask], item, memory_order_relaxed); /* published by the release store below */

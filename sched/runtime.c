@@ -227,6 +227,11 @@ int weft_run(const weft_config *cfg, weft_task_fn main_fn, void *arg, void **res
 
     for (unsigned i = 0; i < started; i++)
         pthread_join(rt->workers[i].thread, NULL);
+    /* Rings go only now: until every worker has stopped, any of them may
+     * still post a wake-up into another's ring or eventfd. */
+    for (unsigned i = 0; i < started; i++)
+        if (!rt->workers[i].init_error)
+            weft__ring_destroy(&rt->workers[i].ring);
 
     pthread_rwlock_wrlock(&g_rt_lock);
     atomic_store_explicit(&g_rt, NULL, memory_order_release);

@@ -6,8 +6,8 @@
  * after (__sanitizer_finish_switch_fiber: we arrived) or it reports false
  * stack overflows and misses use-after-return. A context that leaves for
  * good passes NULL as its fake-stack slot so ASan frees it.
- * TSan keeps a "fiber" per task: created on first run, switched to right
- * before each jump, destroyed after the task's last switch.
+ * TSan keeps a "fiber" per stack (alloc/stack.h: created and destroyed
+ * with the stack, so pooled with it), switched to right before each jump.
  * In normal builds everything here compiles to nothing.
  */
 #ifndef WEFT_SCHED_SANITIZER_H
@@ -28,16 +28,12 @@
 
 #ifdef WEFT_TSAN
 #include <sanitizer/tsan_interface.h>
-#define WEFT__TSAN_CREATE() __tsan_create_fiber(0)
 #define WEFT__TSAN_CURRENT() __tsan_get_current_fiber()
 #define WEFT__TSAN_SWITCH(fiber) __tsan_switch_to_fiber((fiber), 0)
-#define WEFT__TSAN_DESTROY(fiber) __tsan_destroy_fiber(fiber)
 #define WEFT__TSAN_NAME(fiber, name) __tsan_set_fiber_name((fiber), (name))
 #else
-#define WEFT__TSAN_CREATE() NULL
 #define WEFT__TSAN_CURRENT() NULL
 #define WEFT__TSAN_SWITCH(fiber) ((void)0)
-#define WEFT__TSAN_DESTROY(fiber) ((void)0)
 #define WEFT__TSAN_NAME(fiber, name) ((void)0)
 #endif
 

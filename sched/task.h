@@ -75,9 +75,6 @@ struct weft__task {
 #ifdef WEFT_ASAN
     void *asan_fake_stack;
 #endif
-#ifdef WEFT_TSAN
-    void *tsan_fiber;
-#endif
 };
 
 /* The task running on this thread, or NULL. Any thread. */

@@ -349,8 +349,7 @@ static bool prepare(struct weft__worker *w, struct weft__task *t)
     }
     weft__ctx_make(&t->ctx, t->stack.base, t->stack.size, weft__task_entry, t);
 #ifdef WEFT_TSAN
-    t->tsan_fiber = WEFT__TSAN_CREATE();
-    WEFT__TSAN_NAME(t->tsan_fiber, t->name[0] ? t->name : "weft task");
+    WEFT__TSAN_NAME(t->stack.tsan_fiber, t->name[0] ? t->name : "weft task");
 #endif
     return true;
 }
@@ -364,7 +363,7 @@ static void jump(struct weft__worker *w, struct weft__ctx *from, void **fake_sav
     STAT_ADD(w, switches, 1);
     WEFT__ASAN_START(fake_save, next->stack.base, next->stack.size);
 #ifdef WEFT_TSAN
-    WEFT__TSAN_SWITCH(next->tsan_fiber);
+    WEFT__TSAN_SWITCH(next->stack.tsan_fiber);
 #endif
     weft__ctx_switch(from, &next->ctx);
 }
@@ -425,10 +424,6 @@ void weft__sched_after_switch(struct weft__worker *w)
         break;
     }
     case WEFT__SW_EXIT:
-#ifdef WEFT_TSAN
-        WEFT__TSAN_DESTROY(prev->tsan_fiber);
-        prev->tsan_fiber = NULL;
-#endif
         weft__stack_put(&w->stacks, &prev->stack);
         weft__task_exit_finish(prev);
         break;
@@ -489,8 +484,6 @@ void *weft__worker_main(void *arg)
             weft__sched_after_switch(w);
         }
     }
-    if (!w->init_error)
-        weft__ring_destroy(&w->ring);
     tls_worker = NULL;
     return NULL;
 }

@@ -667,6 +667,8 @@ def main(argv=None) -> int:
 
     all_runs = []
     busy_streak = 0     # consecutive runs that waited in vain for a quiet machine
+    quiet_streak = 0    # consecutive runs that found it quiet
+    busy_for_good = False
     est: Dict[Tuple[str, int, str], float] = {}
     done = 0
     t_start = time.monotonic()
@@ -680,16 +682,21 @@ def main(argv=None) -> int:
             reps = reps_override or wlo.reps.get(a.mode, mode.reps)
             r = Run(wl, w, rt, rnd, list(wlo.argv(rt, ctx, c.n, w, reps)))
             # A machine that stayed busy through three full waits is busy for
-            # good (another job): then only glance at it, and say so.
-            r.quiet_wait_s, r.busy_cores = wait_quiet(quiet_wait if busy_streak < 3
-                                                      else min(quiet_wait, 1.0))
+            # good (another job): then only glance at it (1 s) until it has
+            # been quiet three runs in a row, and say so.
+            r.quiet_wait_s, r.busy_cores = wait_quiet(min(quiet_wait, 1.0) if busy_for_good
+                                                      else quiet_wait)
             was_busy = r.busy_cores is not None and r.quiet_wait_s >= min(quiet_wait, 1.0) \
                 and r.busy_cores > max(0.25, 0.1 * (os.cpu_count() or 1))
             busy_streak = busy_streak + 1 if was_busy else 0
-            if busy_streak == 3:
+            quiet_streak = 0 if was_busy else quiet_streak + 1
+            if busy_streak >= 3 and not busy_for_good:
+                busy_for_good = True
                 log("run.py: the machine stays busy (something else is using "
                     f"{r.busy_cores:.2f} cores): figures will be noisy; waiting at most 1 s "
-                    "per run from now on")
+                    "per run until it is quiet again")
+            elif quiet_streak >= 3:
+                busy_for_good = False
             run_one(r, wlo, c.n, timeout_s)
             all_runs.append(r)
             c.runs.append(r)
@@ -798,6 +805,10 @@ def main(argv=None) -> int:
                     if c.runtime == "weft" and c.status == "unsupported"})
     if unsup:
         print(f"- weft-bench has no {', '.join(unsup)} yet (shown as —).")
+    nbusy = sum(1 for r in all_runs if r.busy)
+    if nbusy:
+        print(f"- the machine was busy with something else during {nbusy} of {len(all_runs)} "
+              "runs: treat these figures with care.")
     unrel = [f"{c.workload}/w{c.workers}/{c.runtime}" for c in cells.values() if c.unreliable]
     if unrel:
         print(f"- unreliable (spread > {UNRELIABLE_SPREAD:.0%} across rounds): {', '.join(unrel)}; "
