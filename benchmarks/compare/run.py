@@ -700,7 +700,7 @@ def main(argv=None) -> int:
             run_one(r, wlo, c.n, timeout_s)
             all_runs.append(r)
             c.runs.append(r)
-            est[(wl, w, rt)] = r.wall_s + r.quiet_wait_s
+            est[(wl, w, rt)] = r.wall_s
             if r.status == "ok":
                 c.status = "ok"
                 c.values.append(r.ns_per_op)
@@ -709,7 +709,10 @@ def main(argv=None) -> int:
                 c.status, c.why, c.values = r.status, r.why, []
                 res = "skipped (unknown benchmark)" if r.status == "unsupported" else f"FAILED: {r.why}"
             # Estimated time left: each remaining run takes what it took last
-            # round (or, in round 1, what this runtime's runs took so far).
+            # round (or, in round 1, what this runtime's runs took so far),
+            # plus the recent runs' average wait for a quiet machine.
+            recent = all_runs[-5:]
+            wait_guess = sum(x.quiet_wait_s for x in recent) / len(recent)
             left = 0.0
             seen_rt = {}
             for (kwl, kw, krt), v in est.items():
@@ -717,8 +720,8 @@ def main(argv=None) -> int:
             for i, (kwl, kw, krt) in enumerate(plan * rounds):
                 if i < done or cells[(kwl, kw, krt)].status in ("failed", "unsupported"):
                     continue
-                left += est.get((kwl, kw, krt),
-                                statistics.mean(seen_rt[krt]) if krt in seen_rt else 1.5)
+                left += wait_guess + est.get(
+                    (kwl, kw, krt), statistics.mean(seen_rt[krt]) if krt in seen_rt else 1.5)
             r.busy = was_busy
             busy = f" (machine busy: {r.busy_cores:.2f} cores)" if was_busy else ""
             log(f"[{done:3d}/{total}] round {rnd}/{rounds} {wl:<8} w={w} {rt:<7} "
