@@ -144,13 +144,15 @@ static void submit(struct weft__ring *r, bool getevents)
 
 unsigned weft__ring_poll(struct weft__ring *r)
 {
-    arm_eventfd(r);
-    /* With DEFER_TASKRUN completions are only posted when the owner enters
-     * the kernel, so poll with GETEVENTS when that flag is on. */
+    /* No system call unless there is something to submit or an operation
+     * whose completion may be waiting: with DEFER_TASKRUN, completions are
+     * only posted when the owner enters the kernel (GETEVENTS). Wake-ups
+     * need no poll: they only matter to a parked worker, which waits in
+     * the ring anyway. */
     bool defer = r->setup_flags & IORING_SETUP_DEFER_TASKRUN;
-    if (r->unsubmitted || defer)
+    if (r->unsubmitted || (defer && r->inflight))
         submit(r, defer);
-    return reap(r);
+    return io_uring_cq_ready(&r->uring) ? reap(r) : 0;
 }
 
 void weft__ring_wait(struct weft__ring *r, int64_t deadline)

@@ -45,6 +45,8 @@ struct weft__ring {
     uint64_t efd_buf;         /* target of the pending eventfd read */
     bool efd_armed;           /* a read on efd is queued or in flight */
     unsigned unsubmitted;     /* SQEs prepared since the last submit */
+    unsigned inflight;        /* IO operations whose CQE is still to come
+                                 (kept by io/; wake-ups not counted) */
 };
 
 /* Create the calling thread's ring: 0, or -errno (-ENOMEM names memlock in

@@ -6,6 +6,7 @@
  *
  * Saves what the ABI says a callee must preserve: rbp, rbx, r12-r15, the
  * stack pointer, the MXCSR control/status bits and the x87 control word.
+ * rax and rdx are caller-saved scratch, free to use here.
  * Everything else is caller-saved, so the C compiler already treats it as
  * clobbered by this call. The frame layout matches weft__ctx_make() in
  * context.h.
@@ -26,11 +27,20 @@ weft__ctx_switch:
     subq    $8, %rsp
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
+    movl    (%rsp), %eax        /* our control words, to compare below */
+    movzwl  4(%rsp), %edx
     movq    %rsp, (%rdi)        /* from->sp */
     movq    (%rsi), %rsp        /* to->sp */
+    /* Restore the target's control words; ldmxcsr and fldcw cost several
+     * cycles each, so skip them when the value is already in place (the
+     * common case: tasks rarely change rounding or exception masks). */
+    cmpl    (%rsp), %eax
+    je      1f
     ldmxcsr (%rsp)
+1:  cmpw    4(%rsp), %dx
+    je      2f
     fldcw   4(%rsp)
-    addq    $8, %rsp
+2:  addq    $8, %rsp
     popq    %r15
     popq    %r14
     popq    %r13

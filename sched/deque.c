@@ -13,8 +13,9 @@ int weft__deque_init(struct weft__deque *q, uint32_t capacity)
     atomic_init(&q->bottom, 0);
     if (capacity < 2 || (capacity & (capacity - 1)) != 0)
         return -EINVAL;
-    /* calloc: all-zero bits are NULL for lock-free pointer atomics (asserted in
-     * deque.h), so every slot starts initialised. No thread can see q yet. */
+    /* calloc: a lock-free atomic pointer (asserted in deque.h) is a plain
+     * pointer on weft's targets, so every slot starts as NULL. No other thread
+     * can see q yet, hence the plain stores and atomic_init above. */
     q->slots = calloc(capacity, sizeof *q->slots);
     if (q->slots == NULL)
         return -ENOMEM;

@@ -80,10 +80,19 @@ bool weft__idle_leave(struct weft__idle *idle, unsigned index)
 
 int weft__idle_pick(struct weft__idle *idle)
 {
-    /* P2: an RMW, not a load, so that it reads the latest nr_idle and
-     * synchronizes with a parker's W1 (park.h). */
+    /* P2 (park.h): a seq_cst fence, then a plain load. The fence is local
+     * (no shared cache line is written, unlike an RMW on nr_idle, which
+     * every producer on every worker would bounce between cores). TSan
+     * does not model fences, so its build uses the RMW form, which it
+     * does. Both are StoreLoad barriers pairing with the parker's W1. */
+#ifdef WEFT_TSAN
     if (atomic_fetch_add_explicit(&idle->nr_idle, 0, memory_order_seq_cst) == 0)
         return -1;
+#else
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&idle->nr_idle, memory_order_relaxed) == 0)
+        return -1;
+#endif
     /* A searcher will find the task: waking another costs a ring round trip
      * (tens of microseconds) for nothing. */
     if (atomic_load_explicit(&idle->nr_searching, memory_order_seq_cst) > 0)

@@ -14,20 +14,22 @@
  *   P1 publish the task (deque          W1 add self to the idle set:
  *      bottom store-release, or            nr_idle += 1 (seq_cst RMW)
  *      inject queue under its lock)     W2 re-check every queue (deques,
- *   P2 n = fetch_add(nr_idle, 0)           injection queue, shutdown)
- *      (seq_cst RMW: reads the latest   W3 found work: leave the idle set
- *      nr_idle in modification order)      and run it; else sleep in the
+ *   P2 seq_cst fence; n = nr_idle           injection queue, shutdown)
+ *      (TSan build: n = fetch_add(      W3 found work: leave the idle set
+ *      nr_idle, 0), a seq_cst RMW)         and run it; else sleep in the
  *   P3 if n > 0 and no worker is           ring (a wake already posted to
  *      searching: pop an idle worker,      the ring ends the sleep at once)
  *      count it as searching, wake it
  *
- * Why no wake-up is lost: P2 and W1 are RMWs on the same atomic, so one
- * reads the other. If P2 reads W1's increment, the producer sees an idle
- * worker and wakes it (or a searcher, which will find the task). If W1
- * reads P2 (P2 first in nr_idle's modification order), W1 synchronizes
- * with P2 (both seq_cst RMWs) and P1 happens-before W2, so the re-check
- * sees the task. The StoreLoad barrier is the RMW pair; TSan models it,
- * which it would not for a stand-alone fence.
+ * Why no wake-up is lost (C11 seq_cst rules): W1 is a seq_cst RMW and
+ * the re-check's loads in W2 are seq_cst. If W1 precedes the fence P2 in
+ * the single total order S, the load after the fence observes W1 (or
+ * later): the producer sees an idle worker and wakes it (or a searcher,
+ * which will find the task). Otherwise P2 precedes W2's loads in S, and a
+ * seq_cst load that follows a fence in S observes the stores sequenced
+ * before that fence: the re-check sees the task. In the TSan build P2 is
+ * an RMW on nr_idle, so P2 and W1 read one another (TSan models RMWs, not
+ * fences); the StoreLoad barrier is then the RMW pair.
  *
  * A woken worker is counted as searching by its waker (P3), so a burst of
  * new tasks wakes one worker, not all of them; a searcher that finds work

@@ -57,6 +57,24 @@ void weft__runtime_leave(void)
     pthread_rwlock_unlock(&g_rt_lock);
 }
 
+int64_t weft__runtime_live(struct weft__runtime *rt)
+{
+    /* Finished counts first, then spawned counts, all load-acquire (pairs
+     * with the release stores in task.c): a finish we count happened after
+     * its task's spawn, and after the spawns that task made, so those are
+     * counted too. A task's spawn we miss is one that started after we
+     * looked; the result is never 0 while a counted task is live. */
+    int64_t finished = 0, spawned = 0;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        finished += (int64_t)atomic_load_explicit(&rt->workers[i].stats.finished,
+                                                  memory_order_acquire);
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        spawned += (int64_t)atomic_load_explicit(&rt->workers[i].stats.spawned,
+                                                 memory_order_acquire);
+    spawned += (int64_t)atomic_load_explicit(&rt->foreign_spawned, memory_order_acquire);
+    return spawned - finished;
+}
+
 /* The root task: the user's main, then the shutdown sequence. */
 static void *root_main(void *arg)
 {
@@ -73,17 +91,18 @@ static void *root_main(void *arg)
 
         struct weft__waiter *q = rt->quiesce_waiter;
         weft__waiter_init(q);
-        /* seq_cst store then RMW read of `live`: pairs with live_dec's RMW
-         * then load of `quiesce` (task.c) — one of us sees the other. */
-        atomic_store_explicit(&rt->quiesce, q, memory_order_seq_cst);
-        if (atomic_fetch_add_explicit(&rt->live, 0, memory_order_seq_cst) == 0)
+        /* Publish, fence, count: pairs with quiesce_check's fence (task.c)
+         * — either we count the last finish, or it sees our waiter. */
+        atomic_store_explicit(&rt->quiesce, q, memory_order_release);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (weft__runtime_live(rt) == 0)
             weft__waiter_wake(q, 0);
         weft__waiter_wait(q, WEFT_NEVER);
         atomic_store_explicit(&rt->quiesce, NULL, memory_order_seq_cst);
 
         /* No foreign spawn is half done while we hold the write lock. */
         pthread_rwlock_wrlock(&g_rt_lock);
-        bool done = atomic_load_explicit(&rt->live, memory_order_seq_cst) == 0;
+        bool done = weft__runtime_live(rt) == 0;
         if (done)
             atomic_store_explicit(&rt->stop, true, memory_order_release);
         pthread_rwlock_unlock(&g_rt_lock);
@@ -120,6 +139,7 @@ static int workers_init(struct weft__runtime *rt)
         w->index = i;
         w->rng = 0x9E3779B97F4A7C15ull * (i + 1);
         atomic_init(&w->lifo, NULL);
+        weft__objpool_init(&w->tcbs, sizeof(struct weft__task));
         int rc = weft__deque_init(&w->deque, WEFT__DEQUE_CAP);
         if (rc == 0 && (rc = weft__stack_pool_init(&w->stacks, rt->stack_size,
                                                    WEFT__STACK_POOL)) != 0)
@@ -175,6 +195,7 @@ int weft_run(const weft_config *cfg, weft_task_fn main_fn, void *arg, void **res
         goto out_unlock;
     }
     weft__inject_init(&rt->inject);
+    weft__objpool_init(&rt->foreign_tcbs, sizeof(struct weft__task));
     if ((rc = workers_init(rt)) != 0) {
         weft__idle_destroy(&rt->idle);
         weft__inject_destroy(&rt->inject);

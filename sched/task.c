@@ -8,6 +8,7 @@
 #include "sched/wait.h"
 #include "sched/worker.h"
 #include "alloc/mem.h"
+#include "alloc/objpool.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -70,36 +71,25 @@ void weft__task_wake(struct weft__task *t)
 
 /* ---- TCBs: type-stable, recycled ---------------------------------------- */
 
-static struct weft__task *slab_new(struct weft__tcb_slab **slabs, struct weft__task **free)
-{
-    struct weft__tcb_slab *s = weft__mem_alloc(sizeof(*s));
-    if (!s)
-        return NULL;
-    s->next = *slabs;
-    *slabs = s;
-    for (unsigned i = WEFT__TCB_SLAB - 1; i > 0; i--) {
-        s->tasks[i].next = *free;
-        *free = &s->tasks[i];
-    }
-    return &s->tasks[0];
-}
-
 struct weft__task *weft__tcb_alloc(struct weft__runtime *rt, struct weft__worker *w)
 {
-    struct weft__task *t;
-    if (w) {
-        if ((t = w->free_tcbs))
-            w->free_tcbs = t->next;
-        else
-            t = slab_new(&w->slabs, &w->free_tcbs);
-        return t;
+    struct weft__objpool *pool = w ? &w->tcbs : &rt->foreign_tcbs;
+    bool fresh;
+    if (!w)
+        weft__spin_lock(&rt->foreign_lock);
+    struct weft__task *t = weft__objpool_get(pool, &fresh);
+    if (!w)
+        weft__spin_unlock(&rt->foreign_lock);
+    if (t && fresh) {
+        /* Never handed out: give the fields a stale-handle check reads
+         * (id, lock) their free-TCB values. */
+        atomic_init(&t->id, 0);
+        atomic_init(&t->lock.locked, 0);
+        t->stack.base = NULL;
+#ifdef WEFT_TSAN
+        t->stack.tsan_fiber = NULL;
+#endif
     }
-    weft__spin_lock(&rt->foreign_lock);
-    if ((t = rt->foreign_free))
-        rt->foreign_free = t->next;
-    else
-        t = slab_new(&rt->foreign_slabs, &rt->foreign_free);
-    weft__spin_unlock(&rt->foreign_lock);
     return t;
 }
 
@@ -113,33 +103,19 @@ void weft__tcb_free(struct weft__runtime *rt, struct weft__task *t)
     weft__spin_unlock(&t->lock);
     struct weft__worker *w = weft__worker_current();
     if (w && w->rt == rt) {
-        t->next = w->free_tcbs;
-        w->free_tcbs = t;
+        weft__objpool_put(&w->tcbs, t);
         return;
     }
     weft__spin_lock(&rt->foreign_lock);
-    t->next = rt->foreign_free;
-    rt->foreign_free = t;
+    weft__objpool_put(&rt->foreign_tcbs, t);
     weft__spin_unlock(&rt->foreign_lock);
-}
-
-static void slabs_free(struct weft__tcb_slab *s)
-{
-    while (s) {
-        struct weft__tcb_slab *next = s->next;
-        weft__mem_free(s, sizeof(*s));
-        s = next;
-    }
 }
 
 void weft__tcb_free_all(struct weft__runtime *rt)
 {
-    for (unsigned i = 0; i < rt->nworkers; i++) {
-        slabs_free(rt->workers[i].slabs);
-        rt->workers[i].slabs = NULL;
-    }
-    slabs_free(rt->foreign_slabs);
-    rt->foreign_slabs = NULL;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        weft__objpool_destroy(&rt->workers[i].tcbs);
+    weft__objpool_destroy(&rt->foreign_tcbs);
 }
 
 /* ---- the registry of live tasks ----------------------------------------- */
@@ -205,16 +181,17 @@ void weft__task_entry(void *arg)
     __builtin_unreachable();
 }
 
-static void live_dec(struct weft__runtime *rt)
+/* Shutdown: the task just counted as finished may have been the last one;
+ * tell the root task (runtime.c), which waits for no task to be live. */
+static void quiesce_check(struct weft__runtime *rt)
 {
-    /* seq_cst RMW and loads: pairs with the root task's publication of its
-     * quiesce waiter followed by its own RMW read of `live` (runtime.c). */
-    if (atomic_fetch_sub_explicit(&rt->live, 1, memory_order_seq_cst) == 1 &&
-        atomic_load_explicit(&rt->shutdown, memory_order_seq_cst)) {
-        struct weft__waiter *q = atomic_load_explicit(&rt->quiesce, memory_order_seq_cst);
-        if (q)
-            weft__waiter_wake(q, 0);
-    }
+    /* The fence pairs with the one in root_main between publishing
+     * `quiesce` and counting: either we see its waiter, or it sees our
+     * finish. Liveness only (no data passes), so TSan need not model it. */
+    atomic_thread_fence(memory_order_seq_cst);
+    struct weft__waiter *q = atomic_load_explicit(&rt->quiesce, memory_order_acquire);
+    if (q && weft__runtime_live(rt) == 0)
+        weft__waiter_wake(q, 0);
 }
 
 void weft__task_exit_finish(struct weft__task *t)
@@ -224,9 +201,6 @@ void weft__task_exit_finish(struct weft__task *t)
         return;                  /* weft_run collects it */
     struct weft__worker *w = weft__worker_current();
     registry_remove(t);
-    atomic_store_explicit(&w->stats.finished,
-        atomic_load_explicit(&w->stats.finished, memory_order_relaxed) + 1,
-        memory_order_relaxed);
     weft__spin_lock(&t->lock);
     uintptr_t j = t->join;
     t->join = WEFT__JOIN_FINISHED;
@@ -235,7 +209,13 @@ void weft__task_exit_finish(struct weft__task *t)
     weft__spin_unlock(&t->lock);
     if (j == WEFT__JOIN_DETACHED)
         weft__tcb_free(rt, t);
-    live_dec(rt);
+    /* release: weft__runtime_live's acquire reads of `finished` then see
+     * the spawn counts of every task this one spawned (runtime.c). */
+    atomic_store_explicit(&w->stats.finished,
+        atomic_load_explicit(&w->stats.finished, memory_order_relaxed) + 1,
+        memory_order_release);
+    if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed))
+        quiesce_check(rt);
 }
 
 /* ---- public calls ------------------------------------------------------- */
@@ -283,14 +263,15 @@ int weft_task_spawn(weft_task *out, weft_task_fn fn, void *arg, const weft_task_
     /* release: a handle check that reads this id sees the fields above. */
     atomic_store_explicit(&t->id, id, memory_order_release);
 
-    atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
-    registry_add(rt, w ? &w->registry : &rt->foreign_registry, t);
+    /* Counted before the task can run, so it is counted before it can
+     * finish (release: see weft__runtime_live). */
     if (w)
         atomic_store_explicit(&w->stats.spawned,
             atomic_load_explicit(&w->stats.spawned, memory_order_relaxed) + 1,
-            memory_order_relaxed);
+            memory_order_release);
     else
-        atomic_fetch_add_explicit(&rt->foreign_spawned, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&rt->foreign_spawned, 1, memory_order_release);
+    registry_add(rt, w ? &w->registry : &rt->foreign_registry, t);
     if (out)
         *out = (weft_task){ .ptr = t, .id = id };
     weft__sched_ready(rt, t, false);

@@ -265,16 +265,20 @@ static struct weft__task *search(struct weft__worker *w)
     return NULL;
 }
 
-/* W2 of the parking protocol (park.h): is there anything to run? */
+/* W2 of the parking protocol (park.h): is there anything to run? The
+ * loads that pair with a producer's P2 fence are seq_cst (park.h). */
 static bool work_visible(struct weft__worker *w)
 {
     struct weft__runtime *rt = w->rt;
-    if (weft__inject_len(&rt->inject) ||
+    if (atomic_load_explicit(&rt->inject.len, memory_order_seq_cst) ||
         atomic_load_explicit(&rt->stop, memory_order_acquire))
         return true;
-    for (unsigned i = 0; i < rt->nworkers; i++)
-        if (weft__deque_len(&rt->workers[i].deque) > 0)
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct weft__deque *q = &rt->workers[i].deque;
+        if (atomic_load_explicit(&q->bottom, memory_order_seq_cst) >
+            atomic_load_explicit(&q->top, memory_order_seq_cst))
             return true;
+    }
     if (atomic_load_explicit(&w->lifo, memory_order_relaxed))
         return true;
     return weft__timer_earliest(&w->timers) <= weft_now();

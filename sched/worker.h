@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "weft.h"
+#include "alloc/objpool.h"
 #include "alloc/stack.h"
 #include "io/ring.h"
 #include "sched/context.h"
@@ -28,7 +29,6 @@
 #define WEFT__LIFO_MAX      3     /* LIFO-slot runs in a row before the deque */
 #define WEFT__STEAL_ROUNDS  4     /* passes over random victims per search */
 #define WEFT__STACK_POOL    256   /* free stacks kept per worker */
-#define WEFT__TCB_SLAB      64    /* TCBs allocated at once */
 #define WEFT__RING_ENTRIES  256
 
 /* Live tasks, for cancellation at shutdown; one per worker (plus one for
@@ -51,11 +51,6 @@ enum weft__switch_action {
     WEFT__SW_EXIT,       /* release the stack, complete the join */
 };
 
-struct weft__tcb_slab {
-    struct weft__tcb_slab *next;
-    struct weft__task tasks[WEFT__TCB_SLAB];
-};
-
 struct weft__worker {
     /* Hot, owner-only. */
     struct weft__task *current;          /* running task, NULL in the loop */
@@ -75,8 +70,7 @@ struct weft__worker {
     bool searching;
     uint64_t rng;
     uint64_t id_seq;
-    struct weft__task *free_tcbs;        /* recycled TCBs */
-    struct weft__tcb_slab *slabs;
+    struct weft__objpool tcbs;           /* this worker's TCBs */
     struct weft__stack_pool stacks;
     struct weft__timer_heap timers;
     struct weft__ring ring;
@@ -97,14 +91,12 @@ struct weft__runtime {
     struct weft__worker *workers;        /* nworkers of them */
     struct weft__inject inject;
     struct weft__idle idle;
-    _Atomic int64_t live;                /* started, unfinished (root excluded) */
     _Atomic bool shutdown;               /* main returned: cancel everything */
     _Atomic bool stop;                   /* all tasks gone: workers exit */
     _Atomic(struct weft__waiter *) quiesce; /* root waits here for live == 0 */
     struct weft__registry foreign_registry;
-    struct weft__spinlock foreign_lock;  /* guards the foreign TCB pool */
-    struct weft__task *foreign_free;
-    struct weft__tcb_slab *foreign_slabs;
+    struct weft__spinlock foreign_lock;  /* guards foreign_tcbs */
+    struct weft__objpool foreign_tcbs;   /* TCBs spawned by foreign threads */
     _Atomic uint64_t foreign_id_seq;
     _Atomic uint64_t foreign_spawned;
     struct weft__waiter *quiesce_waiter; /* storage for `quiesce` (runtime.c) */
@@ -153,6 +145,11 @@ void weft__sched_wake_all(struct weft__runtime *rt);
 struct weft__task *weft__tcb_alloc(struct weft__runtime *rt, struct weft__worker *w);
 void weft__tcb_free(struct weft__runtime *rt, struct weft__task *t);
 void weft__tcb_free_all(struct weft__runtime *rt);
+
+/* Tasks spawned and not yet finished (the root task excluded), from the
+ * per-worker counters. Exact when no task spawns or finishes meanwhile;
+ * never 0 while a task is live. Any thread. */
+int64_t weft__runtime_live(struct weft__runtime *rt);
 
 /* Registry of live tasks (task.c). */
 void weft__registry_cancel_all(struct weft__registry *reg);

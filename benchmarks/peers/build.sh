@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# benchmarks/peers/build.sh — build the peer baselines into build/peers/:
+#   build/peers/boost-switch   Boost.Context raw fiber jump (boost_switch.cpp)
+#   build/peers/tokio-bench    Tokio 1.24 counterparts of weft-bench (tokio/)
+# Everything comes from Debian packages, offline: missing packages are
+# installed with apt-get (only when dpkg-query says they are missing); the
+# Rust crate builds with Debian's cargo/rustc against /usr/share/cargo/registry.
+#
+#   benchmarks/peers/build.sh [boost|tokio ...]    (default: both)
+#
+# Exit status: 0 when every requested peer was built; 1 (with a "peers:" line
+# on stderr saying which and why) when a toolchain or package cannot be had or
+# a build fails, so that callers can skip those peers. A peer that did build is
+# left in place either way.
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+OUT="$ROOT/build/peers"
+
+want_boost=0 want_tokio=0
+if [ $# -eq 0 ]; then
+    want_boost=1 want_tokio=1
+fi
+for a in "$@"; do
+    case "$a" in
+        boost) want_boost=1 ;;
+        tokio) want_tokio=1 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        *) echo "peers: unknown argument '$a' (boost, tokio)" >&2; exit 2 ;;
+    esac
+done
+
+say() { echo "peers: $*" >&2; }
+
+# Is a Debian package (real, or virtual via the Provides of an installed one)
+# installed?
+pkg_installed() {
+    local p="$1"
+    if dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed'; then
+        return 0
+    fi
+    # A virtual package such as librust-tokio+rt-multi-thread-dev.
+    dpkg-query -W -f='${Status}|${Provides}\n' 2>/dev/null |
+        grep '^install ok installed|' | cut -d'|' -f2 | tr ',' '\n' |
+        sed 's/^ *//; s/ .*//' | grep -qxF "$p"
+}
+
+apt_updated=0
+# ensure_pkgs PKG... — install those that are missing; 1 if that fails.
+ensure_pkgs() {
+    local missing=() p
+    for p in "$@"; do
+        pkg_installed "$p" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        say "missing Debian packages (${missing[*]}) and no apt-get to install them"
+        return 1
+    fi
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            sudo=(sudo -n)
+        else
+            say "missing Debian packages (${missing[*]}); not root and no sudo to install them"
+            return 1
+        fi
+    fi
+    say "installing ${missing[*]}"
+    if [ $apt_updated -eq 0 ]; then
+        "${sudo[@]}" apt-get update -qq >/dev/null 2>&1 || true
+        apt_updated=1
+    fi
+    if ! DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
+            --no-install-recommends "${missing[@]}" >"$OUT/apt.log" 2>&1; then
+        say "apt-get install ${missing[*]} failed (see $OUT/apt.log)"
+        return 1
+    fi
+    for p in "${missing[@]}"; do
+        pkg_installed "$p" || { say "package $p still missing after apt-get"; return 1; }
+    done
+}
+
+mkdir -p "$OUT"
+status=0
+
+# --- Boost.Context -----------------------------------------------------------
+build_boost() {
+    ensure_pkgs g++ libboost-context-dev || return 1
+    local cxx=g++
+    command -v "$cxx" >/dev/null 2>&1 || { say "no C++ compiler (g++)"; return 1; }
+    "$cxx" -std=c++17 -O2 -g -Wall -Wextra -o "$OUT/boost-switch.tmp" \
+        "$HERE/boost_switch.cpp" -lboost_context || { say "boost-switch: compile failed"; return 1; }
+    mv -f "$OUT/boost-switch.tmp" "$OUT/boost-switch"
+    echo "built $OUT/boost-switch"
+}
+
+# --- Tokio -------------------------------------------------------------------
+# Debian's cargo and rustc (/usr/bin), never a rustup toolchain that may come
+# first in PATH: Debian's crate registry is packaged for Debian's rustc.
+build_tokio() {
+    # librust-tokio-dev provides the features as virtual packages
+    # (librust-tokio+rt-multi-thread-dev, librust-tokio+sync-dev, ...).
+    ensure_pkgs cargo rustc librust-tokio-dev || return 1
+    local p
+    for p in librust-tokio+rt-dev librust-tokio+rt-multi-thread-dev librust-tokio+sync-dev; do
+        pkg_installed "$p" || { say "Debian's tokio lacks feature package $p"; return 1; }
+    done
+    local cargo=/usr/bin/cargo rustc=/usr/bin/rustc
+    [ -x "$cargo" ] && [ -x "$rustc" ] || { say "Debian's cargo/rustc not in /usr/bin"; return 1; }
+    [ -d /usr/share/cargo/registry ] || { say "no Debian crate registry at /usr/share/cargo/registry"; return 1; }
+
+    # Build from a copy under build/peers so that Cargo.lock and target/ never
+    # land in the source tree; the crate's .cargo/config.toml (Debian registry,
+    # offline) travels with it.
+    local src="$OUT/tokio-src"
+    rm -rf "$src.new" && mkdir -p "$src.new" || return 1
+    cp -R "$HERE/tokio/Cargo.toml" "$HERE/tokio/src" "$HERE/tokio/.cargo" "$src.new/" || return 1
+    [ -f "$src/Cargo.lock" ] && cp "$src/Cargo.lock" "$src.new/"
+    rm -rf "$src" && mv "$src.new" "$src"
+
+    mkdir -p "$OUT/cargo-home"
+    if ! (cd "$src" && CARGO_HOME="$OUT/cargo-home" CARGO_TARGET_DIR="$OUT/tokio-target" \
+            RUSTC="$rustc" RUSTDOC=/usr/bin/rustdoc RUSTUP_TOOLCHAIN= \
+            "$cargo" build --release --offline -q); then
+        say "tokio-bench: cargo build failed (Debian cargo $("$cargo" --version 2>/dev/null | cut -d' ' -f2))"
+        return 1
+    fi
+    cp -f "$OUT/tokio-target/release/tokio-bench" "$OUT/tokio-bench.tmp" &&
+        mv -f "$OUT/tokio-bench.tmp" "$OUT/tokio-bench" || return 1
+    echo "built $OUT/tokio-bench"
+}
+
+if [ $want_boost -eq 1 ]; then
+    build_boost || { say "boost-switch NOT built: skip the Boost.Context peer"; status=1; }
+fi
+if [ $want_tokio -eq 1 ]; then
+    build_tokio || { say "tokio-bench NOT built: skip the Tokio peer"; status=1; }
+fi
+exit $status
