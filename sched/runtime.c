@@ -20,6 +20,9 @@ static struct weft__runtime *_Atomic g_rt;
 static pthread_rwlock_t g_rt_lock = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_mutex_t g_run_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* How often the shutdown sequence re-walks the TCBs for tasks it missed. */
+#define WEFT__SHUTDOWN_RECHECK_NS 10000000
+
 int64_t weft_now(void)
 {
     struct timespec ts;
@@ -81,13 +84,13 @@ static void *root_main(void *arg)
     struct weft__runtime *rt = arg;
     rt->main_result = rt->main_fn(rt->main_arg);
 
-    /* Cancel every live task (tasks spawned from now on start cancelled,
-     * see registry_add) and wait until none is left. */
+    /* Cancel every live task and wait until none is left. A task that
+     * starts from now on starts cancelled (worker.c, prepare); one spawned
+     * during the walk may be missed by it, so the wait is bounded and the
+     * walk repeated until nothing is live. */
     atomic_store_explicit(&rt->shutdown, true, memory_order_seq_cst);
     for (;;) {
-        for (unsigned i = 0; i < rt->nworkers; i++)
-            weft__registry_cancel_all(&rt->workers[i].registry);
-        weft__registry_cancel_all(&rt->foreign_registry);
+        weft__runtime_cancel_all(rt);
 
         struct weft__waiter *q = rt->quiesce_waiter;
         weft__waiter_init(q);
@@ -97,7 +100,7 @@ static void *root_main(void *arg)
         atomic_thread_fence(memory_order_seq_cst);
         if (weft__runtime_live(rt) == 0)
             weft__waiter_wake(q, 0);
-        weft__waiter_wait(q, WEFT_NEVER);
+        weft__waiter_wait(q, weft_deadline_in(WEFT__SHUTDOWN_RECHECK_NS));
         atomic_store_explicit(&rt->quiesce, NULL, memory_order_seq_cst);
 
         /* No foreign spawn is half done while we hold the write lock. */
@@ -139,7 +142,7 @@ static int workers_init(struct weft__runtime *rt)
         w->index = i;
         w->rng = 0x9E3779B97F4A7C15ull * (i + 1);
         atomic_init(&w->lifo, NULL);
-        weft__objpool_init(&w->tcbs, sizeof(struct weft__task));
+        weft__objpool_init(&w->tcbs, sizeof(struct weft__task), weft__tcb_init);
         int rc = weft__deque_init(&w->deque, WEFT__DEQUE_CAP);
         if (rc == 0 && (rc = weft__stack_pool_init(&w->stacks, rt->stack_size,
                                                    WEFT__STACK_POOL)) != 0)
@@ -195,7 +198,7 @@ int weft_run(const weft_config *cfg, weft_task_fn main_fn, void *arg, void **res
         goto out_unlock;
     }
     weft__inject_init(&rt->inject);
-    weft__objpool_init(&rt->foreign_tcbs, sizeof(struct weft__task));
+    weft__objpool_init(&rt->foreign_tcbs, sizeof(struct weft__task), weft__tcb_init);
     if ((rc = workers_init(rt)) != 0) {
         weft__idle_destroy(&rt->idle);
         weft__inject_destroy(&rt->inject);
@@ -232,7 +235,7 @@ int weft_run(const weft_config *cfg, weft_task_fn main_fn, void *arg, void **res
             root->join = WEFT__JOIN_DETACHED;
             strcpy(root->name, "weft-main");
             atomic_store_explicit(&root->state, WEFT__TS_RUNNABLE, memory_order_relaxed);
-            atomic_store_explicit(&root->id, 1, memory_order_relaxed);
+            atomic_store_explicit(&root->id, WEFT__ROOT_ID, memory_order_relaxed);
             rt->root = root;
             /* release: publishes every field above (pairs with
              * weft__runtime_get's acquire). */

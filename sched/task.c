@@ -74,23 +74,22 @@ void weft__task_wake(struct weft__task *t)
 struct weft__task *weft__tcb_alloc(struct weft__runtime *rt, struct weft__worker *w)
 {
     struct weft__objpool *pool = w ? &w->tcbs : &rt->foreign_tcbs;
-    bool fresh;
     if (!w)
         weft__spin_lock(&rt->foreign_lock);
-    struct weft__task *t = weft__objpool_get(pool, &fresh);
+    struct weft__task *t = weft__objpool_get(pool);
     if (!w)
         weft__spin_unlock(&rt->foreign_lock);
-    if (t && fresh) {
-        /* Never handed out: give the fields a stale-handle check reads
-         * (id, lock) their free-TCB values. */
-        atomic_init(&t->id, 0);
-        atomic_init(&t->lock.locked, 0);
-        t->stack.base = NULL;
-#ifdef WEFT_TSAN
-        t->stack.tsan_fiber = NULL;
-#endif
-    }
     return t;
+}
+
+void weft__tcb_init(void *obj)
+{
+    /* A free TCB, as stale-handle checks and the shutdown walk read it. */
+    struct weft__task *t = obj;
+    atomic_init(&t->id, 0);
+    atomic_init(&t->lock.locked, 0);
+    atomic_init(&t->cancelled, false);
+    t->is_root = false;
 }
 
 void weft__tcb_free(struct weft__runtime *rt, struct weft__task *t)
@@ -118,38 +117,7 @@ void weft__tcb_free_all(struct weft__runtime *rt)
     weft__objpool_destroy(&rt->foreign_tcbs);
 }
 
-/* ---- the registry of live tasks ----------------------------------------- */
-
-static void registry_add(struct weft__runtime *rt, struct weft__registry *reg,
-                         struct weft__task *t)
-{
-    weft__spin_lock(&reg->lock);
-    t->reg = reg;
-    t->reg_prev = NULL;
-    t->reg_next = reg->head;
-    if (reg->head)
-        reg->head->reg_prev = t;
-    reg->head = t;
-    /* Under the registry lock: either cancel_all walks this list after us
-     * and cancels the task, or we see the shutdown flag it set before. */
-    if (atomic_load_explicit(&rt->shutdown, memory_order_seq_cst))
-        atomic_store_explicit(&t->cancelled, true, memory_order_relaxed);
-    weft__spin_unlock(&reg->lock);
-}
-
-static void registry_remove(struct weft__task *t)
-{
-    struct weft__registry *reg = t->reg;
-    weft__spin_lock(&reg->lock);
-    if (t->reg_prev)
-        t->reg_prev->reg_next = t->reg_next;
-    else
-        reg->head = t->reg_next;
-    if (t->reg_next)
-        t->reg_next->reg_prev = t->reg_prev;
-    weft__spin_unlock(&reg->lock);
-    t->reg = NULL;
-}
+/* ---- cancelling everything at shutdown --------------------------------- */
 
 static void cancel_locked(struct weft__task *t)
 {
@@ -158,15 +126,30 @@ static void cancel_locked(struct weft__task *t)
         weft__waiter_wake(t->waiter, -ECANCELED);
 }
 
-void weft__registry_cancel_all(struct weft__registry *reg)
+static void cancel_if_live(void *obj, void *arg)
 {
-    weft__spin_lock(&reg->lock);
-    for (struct weft__task *t = reg->head; t; t = t->reg_next) {
-        weft__spin_lock(&t->lock);
+    struct weft__task *t = obj;
+    (void)arg;
+    /* acquire: pairs with spawn's release store of the id, so a live
+     * task's fields are initialised when we look at them. */
+    uint64_t id = atomic_load_explicit(&t->id, memory_order_acquire);
+    if (!id || id == WEFT__ROOT_ID)
+        return;
+    weft__spin_lock(&t->lock);
+    if (atomic_load_explicit(&t->id, memory_order_relaxed) && t->join != WEFT__JOIN_FINISHED)
         cancel_locked(t);
-        weft__spin_unlock(&t->lock);
-    }
-    weft__spin_unlock(&reg->lock);
+    weft__spin_unlock(&t->lock);
+}
+
+void weft__runtime_cancel_all(struct weft__runtime *rt)
+{
+    /* Every TCB lives in a pool (type-stable), so the pools are the
+     * registry of live tasks: no list to maintain on the spawn path. */
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        weft__objpool_walk(&rt->workers[i].tcbs, cancel_if_live, NULL);
+    weft__spin_lock(&rt->foreign_lock);
+    weft__objpool_walk(&rt->foreign_tcbs, cancel_if_live, NULL);
+    weft__spin_unlock(&rt->foreign_lock);
 }
 
 /* ---- life and death ----------------------------------------------------- */
@@ -200,7 +183,6 @@ void weft__task_exit_finish(struct weft__task *t)
     if (t->is_root)
         return;                  /* weft_run collects it */
     struct weft__worker *w = weft__worker_current();
-    registry_remove(t);
     weft__spin_lock(&t->lock);
     uintptr_t j = t->join;
     t->join = WEFT__JOIN_FINISHED;
@@ -244,8 +226,8 @@ int weft_task_spawn(weft_task *out, weft_task_fn fn, void *arg, const weft_task_
         return -ENOMEM;
     }
     uint64_t id = w ? (++w->id_seq << 11) | (w->index + 1)
-                    : atomic_fetch_add_explicit(&rt->foreign_id_seq, 1,
-                                                memory_order_relaxed) << 11;
+                    : (atomic_fetch_add_explicit(&rt->foreign_id_seq, 1,
+                                                 memory_order_relaxed) + 1) << 11;
     t->fn = fn;
     t->arg = arg;
     t->result = NULL;
@@ -271,7 +253,6 @@ int weft_task_spawn(weft_task *out, weft_task_fn fn, void *arg, const weft_task_
             memory_order_release);
     else
         atomic_fetch_add_explicit(&rt->foreign_spawned, 1, memory_order_release);
-    registry_add(rt, w ? &w->registry : &rt->foreign_registry, t);
     if (out)
         *out = (weft_task){ .ptr = t, .id = id };
     weft__sched_ready(rt, t, false);

@@ -2,10 +2,9 @@
  * task.h — the task control block and the task's run-state protocol.
  *
  * Life of a task (docs/design.md has the long version):
- *   spawn:   a control block (TCB) is taken from the spawning worker's free
- *            list, linked into that worker's registry of live tasks and
- *            pushed on its deque (or the global injection queue when spawned
- *            from a foreign thread). No stack yet.
+ *   spawn:   a control block (TCB) is taken from the spawning worker's
+ *            pool and pushed on its deque (or the global injection queue
+ *            when spawned from a foreign thread). No stack yet.
  *   run:     a worker takes it, gives it a stack from its pool on first run,
  *            and switches to it. state = RUNNING.
  *   suspend: the task waits (weft__task_park). The switch away completes,
@@ -16,8 +15,8 @@
  *            has not finished switching away yet, RUNNING -> NOTIFIED and
  *            the switch-away code re-queues it.
  *   exit:    the body returns; the next context returns the stack to the
- *            pool, unlinks the TCB from the registry and completes the join
- *            protocol. The TCB is recycled once joined or detached.
+ *            pool and completes the join protocol. The TCB is recycled once
+ *            joined or detached.
  *
  * TCB memory is type-stable while the runtime runs (recycled through free
  * lists, freed only at teardown) and each task has a unique 64-bit id, so a
@@ -36,7 +35,6 @@
 #include "sched/spinlock.h"
 
 struct weft__waiter;
-struct weft__registry;
 
 enum weft__task_state {
     WEFT__TS_RUNNABLE  = 0,  /* queued somewhere, or not started */
@@ -49,6 +47,11 @@ enum weft__task_state {
  * JOIN_DETACHED, JOIN_FINISHED, or the joiner's struct weft__waiter *. */
 #define WEFT__JOIN_DETACHED ((uintptr_t)1)
 #define WEFT__JOIN_FINISHED ((uintptr_t)2)
+
+/* Task ids: (sequence << 11) | (worker index + 1), or (sequence << 11) for
+ * tasks spawned by foreign threads, sequences starting at 1; 0 marks a free
+ * TCB and 1 is the root task (the runtime's main wrapper). */
+#define WEFT__ROOT_ID ((uint64_t)1)
 
 struct weft__task {
     struct weft__ctx ctx;          /* saved stack pointer while not running */
@@ -67,8 +70,6 @@ struct weft__task {
     struct weft__waiter *waiter;   /* the wait in progress, for cancellation */
     _Atomic bool cancelled;        /* sticky; read unlocked as a hint */
 
-    struct weft__registry *reg;    /* live-task registry this TCB is in */
-    struct weft__task *reg_prev, *reg_next;
     bool is_root;                  /* the runtime's main wrapper task */
 
     char name[WEFT_TASK_NAME_MAX];

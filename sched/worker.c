@@ -352,6 +352,9 @@ static bool prepare(struct weft__worker *w, struct weft__task *t)
         return false;
     }
     weft__ctx_make(&t->ctx, t->stack.base, t->stack.size, weft__task_entry, t);
+    /* Starting during shutdown: start cancelled (runtime.c, root_main). */
+    if (atomic_load_explicit(&w->rt->shutdown, memory_order_relaxed))
+        atomic_store_explicit(&t->cancelled, true, memory_order_relaxed);
 #ifdef WEFT_TSAN
     WEFT__TSAN_NAME(t->stack.tsan_fiber, t->name[0] ? t->name : "weft task");
 #endif

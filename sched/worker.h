@@ -31,13 +31,6 @@
 #define WEFT__STACK_POOL    256   /* free stacks kept per worker */
 #define WEFT__RING_ENTRIES  256
 
-/* Live tasks, for cancellation at shutdown; one per worker (plus one for
- * foreign threads) so that linking a new task rarely contends. */
-struct weft__registry {
-    struct weft__spinlock lock;
-    struct weft__task *head;
-};
-
 /* Counters, written by their worker only (relaxed), read by anyone. */
 struct weft__worker_stats {
     _Atomic uint64_t spawned, finished, switches, steals, steal_rounds,
@@ -74,7 +67,6 @@ struct weft__worker {
     struct weft__stack_pool stacks;
     struct weft__timer_heap timers;
     struct weft__ring ring;
-    struct weft__registry registry;
     struct weft__worker_stats stats;
     pthread_t thread;
     int init_error;
@@ -94,7 +86,6 @@ struct weft__runtime {
     _Atomic bool shutdown;               /* main returned: cancel everything */
     _Atomic bool stop;                   /* all tasks gone: workers exit */
     _Atomic(struct weft__waiter *) quiesce; /* root waits here for live == 0 */
-    struct weft__registry foreign_registry;
     struct weft__spinlock foreign_lock;  /* guards foreign_tcbs */
     struct weft__objpool foreign_tcbs;   /* TCBs spawned by foreign threads */
     _Atomic uint64_t foreign_id_seq;
@@ -151,7 +142,9 @@ void weft__tcb_free_all(struct weft__runtime *rt);
  * never 0 while a task is live. Any thread. */
 int64_t weft__runtime_live(struct weft__runtime *rt);
 
-/* Registry of live tasks (task.c). */
-void weft__registry_cancel_all(struct weft__registry *reg);
+/* Cancel every live task (shutdown; task.c). Any thread. */
+void weft__runtime_cancel_all(struct weft__runtime *rt);
+/* The objpool initialiser of TCBs (task.c). */
+void weft__tcb_init(void *obj);
 
 #endif

@@ -36,14 +36,21 @@ say() { echo "peers: $*" >&2; }
 # Is a Debian package (real, or virtual via the Provides of an installed one)
 # installed?
 pkg_installed() {
-    local p="$1"
-    if dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed'; then
-        return 0
-    fi
-    # A virtual package such as librust-tokio+rt-multi-thread-dev.
+    local p="$1" st
+    st="$(dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null)" || st=
+    case "$st" in *"install ok installed"*) return 0 ;; esac
+    # A virtual package such as librust-tokio+rt-multi-thread-dev: look for it
+    # in the Provides of the installed packages.
     dpkg-query -W -f='${Status}|${Provides}\n' 2>/dev/null |
-        grep '^install ok installed|' | cut -d'|' -f2 | tr ',' '\n' |
-        sed 's/^ *//; s/ .*//' | grep -qxF "$p"
+        awk -F'|' -v want="$p" '
+            $1 == "install ok installed" {
+                n = split($2, a, ",")
+                for (i = 1; i <= n; i++) {
+                    sub(/^ +/, "", a[i]); sub(/ .*/, "", a[i])
+                    if (a[i] == want) found = 1
+                }
+            }
+            END { exit !found }'
 }
 
 apt_updated=0
