@@ -161,8 +161,9 @@ typedef struct weft_task_opts {
  * Returns 0, or:
  *  -EINVAL   @fn is NULL, or @opts->stack_size is below WEFT_STACK_MIN.
  *  -ENOMEM   no memory for the control block.
- *  -ESRCH    no runtime is running.
- * Spawned during shutdown, a task starts already cancelled.
+ *  -ESRCH    no runtime is running, or (from a foreign thread) its main
+ *            task has returned and it is shutting down.
+ * Spawned by a task during shutdown, a task starts already cancelled.
  * Any thread: from a foreign thread the task goes through the global
  * injection queue and a parked worker is woken for it.
  */

@@ -49,7 +49,9 @@ struct weft__runtime *weft__runtime_enter(void)
 {
     pthread_rwlock_rdlock(&g_rt_lock);
     struct weft__runtime *rt = weft__runtime_get();
-    if (rt && !atomic_load_explicit(&rt->stop, memory_order_acquire))
+    /* Once main has returned, foreign threads are turned away: otherwise a
+     * thread spawning in a loop would keep the shutdown from ever ending. */
+    if (rt && !atomic_load_explicit(&rt->shutdown, memory_order_acquire))
         return rt;
     pthread_rwlock_unlock(&g_rt_lock);
     return NULL;

@@ -109,7 +109,7 @@ struct weft__runtime *weft__runtime_get(void);
 
 /* For foreign threads: the running runtime, held alive (a read lock) until
  * weft__runtime_leave(); NULL (nothing held) when none runs or it is
- * stopping. */
+ * shutting down. */
 struct weft__runtime *weft__runtime_enter(void);
 void weft__runtime_leave(void);
 

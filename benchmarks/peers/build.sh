@@ -123,7 +123,7 @@ build_tokio() {
     # offline) travels with it.
     local src="$OUT/tokio-src"
     rm -rf "$src.new" && mkdir -p "$src.new" || return 1
-    cp -R "$HERE/tokio/Cargo.toml" "$HERE/tokio/src" "$HERE/tokio/.cargo" "$src.new/" || return 1
+    cp -pR "$HERE/tokio/Cargo.toml" "$HERE/tokio/src" "$HERE/tokio/.cargo" "$src.new/" || return 1
     [ -f "$src/Cargo.lock" ] && cp "$src/Cargo.lock" "$src.new/"
     rm -rf "$src" && mv "$src.new" "$src"
 

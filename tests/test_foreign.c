@@ -1,0 +1,177 @@
+/*
+ * test_foreign.c — plain OS threads (not workers) using the runtime:
+ * spawning through the injection queue, joining (blocking the thread),
+ * cancelling, and racing weft_run's start and end.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "weft.h"
+#include "tests/helpers.h"
+
+#define THREADS 4
+
+static _Atomic uint64_t g_sum;
+static _Atomic int g_threads_done;
+
+static void *add_arg(void *arg)
+{
+    atomic_fetch_add(&g_sum, (uintptr_t)arg);
+    if ((uintptr_t)arg % 7 == 0)
+        weft_yield();
+    return arg;
+}
+
+struct fthread {
+    pthread_t th;
+    unsigned n;
+    int errors;
+};
+
+static void *foreign_body(void *arg)
+{
+    struct fthread *f = arg;
+    weft_task t[64];
+    for (unsigned done = 0; done < f->n;) {
+        unsigned batch = f->n - done < 64 ? f->n - done : 64;
+        for (unsigned i = 0; i < batch; i++)
+            f->errors += weft_task_spawn(&t[i], add_arg, (void *)(uintptr_t)(done + i + 1), NULL) != 0;
+        for (unsigned i = 0; i < batch; i++) {
+            void *r;
+            f->errors += weft_task_join(t[i], &r, WEFT_NEVER) != 0;
+            f->errors += (uintptr_t)r != done + i + 1;
+        }
+        /* detached spawns from a foreign thread too */
+        f->errors += weft_task_spawn(NULL, add_arg, (void *)(uintptr_t)1000000, NULL) != 0;
+        done += batch;
+    }
+    atomic_fetch_add(&g_threads_done, 1);
+    return NULL;
+}
+
+static void *start_threads_and_wait(void *arg)
+{
+    struct fthread *f = arg;
+    for (int i = 0; i < THREADS; i++)
+        cr_assert_eq(pthread_create(&f[i].th, NULL, foreign_body, &f[i]), 0);
+    /* Polls a counter the threads set last; no ordering depends on it. */
+    while (atomic_load(&g_threads_done) < THREADS)
+        weft_sleep(1000000);
+    return NULL;
+}
+
+Test(foreign, threads_spawn_and_join_into_running_runtime, .timeout = 120)
+{
+    const unsigned n = (unsigned)test_scale(4000);
+    for (unsigned workers = 1; workers <= 8; workers *= 2) {
+        atomic_store(&g_sum, 0);
+        atomic_store(&g_threads_done, 0);
+        struct fthread f[THREADS];
+        for (int i = 0; i < THREADS; i++)
+            f[i] = (struct fthread){ .n = n };
+        weft_config cfg = { .workers = workers };
+        cr_assert_eq(weft_run(&cfg, start_threads_and_wait, f, NULL), 0);
+        uint64_t expect = 0;
+        for (int i = 0; i < THREADS; i++) {
+            pthread_join(f[i].th, NULL);
+            cr_assert_eq(f[i].errors, 0, "thread %d: %d errors", i, f[i].errors);
+            expect += (uint64_t)n * (n + 1) / 2 + 1000000ull * ((n + 63) / 64);
+        }
+        cr_assert_eq(atomic_load(&g_sum), expect);
+    }
+}
+
+/* A foreign thread joins with a deadline and cancels a task. */
+static void *sleep_long(void *arg)
+{
+    return (void *)(intptr_t)weft_sleep(WEFT_NEVER);
+}
+
+static void *foreign_join_deadline(void *arg)
+{
+    weft_task t;
+    int *rc = arg;
+    rc[0] = weft_task_spawn(&t, sleep_long, NULL, NULL);
+    int64_t t0 = weft_now();
+    rc[1] = weft_task_join(t, NULL, weft_deadline_in(3000000));
+    rc[2] = weft_now() - t0 >= 3000000;
+    rc[3] = weft_task_cancel(t);
+    void *r;
+    rc[4] = weft_task_join(t, &r, WEFT_NEVER);
+    rc[5] = (int)(intptr_t)r;
+    atomic_fetch_add(&g_threads_done, 1);
+    return NULL;
+}
+
+static void *run_one_foreign(void *arg)
+{
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, foreign_join_deadline, arg), 0);
+    while (atomic_load(&g_threads_done) < 1)
+        weft_sleep(1000000);
+    pthread_join(th, NULL);
+    return NULL;
+}
+
+Test(foreign, join_deadline_and_cancel_from_a_thread, .timeout = 30)
+{
+    int rc[6] = { -1, -1, -1, -1, -1, -1 };
+    atomic_store(&g_threads_done, 0);
+    weft_config cfg = { .workers = 2 };
+    cr_assert_eq(weft_run(&cfg, run_one_foreign, rc, NULL), 0);
+    cr_assert_eq(rc[0], 0);
+    cr_assert_eq(rc[1], -ETIMEDOUT);
+    cr_assert_eq(rc[2], 1);
+    cr_assert_eq(rc[3], 0);
+    cr_assert_eq(rc[4], 0);
+    cr_assert_eq(rc[5], -ECANCELED);
+}
+
+/* Threads hammer spawn while runtimes start and stop under them: each call
+ * either works (the task runs: counted) or says -ESRCH; nothing is lost
+ * or crashes. */
+static _Atomic int g_stop;
+static _Atomic uint64_t g_spawned_ok, g_ran;
+
+static void *count_ran(void *arg)
+{
+    atomic_fetch_add(&g_ran, 1);
+    return NULL;
+}
+
+static void *hammer(void *arg)
+{
+    while (!atomic_load(&g_stop)) {
+        int rc = weft_task_spawn(NULL, count_ran, NULL, NULL);
+        if (rc == 0)
+            atomic_fetch_add(&g_spawned_ok, 1);
+        else
+            cr_assert_eq(rc, -ESRCH);
+    }
+    return NULL;
+}
+
+static void *brief_main(void *arg)
+{
+    weft_yield();
+    return NULL;
+}
+
+Test(foreign, spawn_races_runtime_start_and_stop, .timeout = 60)
+{
+    pthread_t th[2];
+    atomic_store(&g_stop, 0);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, hammer, NULL), 0);
+    for (int i = 0; i < (TEST_SANITIZED ? 20 : 100); i++) {
+        weft_config cfg = { .workers = 1 + i % 4 };
+        cr_assert_eq(weft_run(&cfg, brief_main, NULL, NULL), 0);
+    }
+    atomic_store(&g_stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    /* weft_run waits for every task spawned before it stops */
+    cr_assert_eq(atomic_load(&g_ran), atomic_load(&g_spawned_ok));
+}
