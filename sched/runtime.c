@@ -99,7 +99,7 @@ static void *root_main(void *arg)
         /* Publish, fence, count: pairs with quiesce_check's fence (task.c)
          * — either we count the last finish, or it sees our waiter. */
         atomic_store_explicit(&rt->quiesce, q, memory_order_release);
-        atomic_thread_fence(memory_order_seq_cst);
+        weft__storeload(&rt->quiesce_pairing);
         if (weft__runtime_live(rt) == 0)
             weft__waiter_wake(q, 0);
         weft__waiter_wait(q, weft_deadline_in(WEFT__SHUTDOWN_RECHECK_NS));
@@ -231,12 +231,8 @@ int weft_run(const weft_config *cfg, weft_task_fn main_fn, void *arg, void **res
             rc = -ENOMEM;
             atomic_store_explicit(&rt->stop, true, memory_order_release);
         } else {
-            root->fn = root_main;
-            root->arg = rt;
+            weft__task_setup(root, root_main, rt, "weft-main", 0, WEFT__JOIN_DETACHED);
             root->is_root = true;
-            root->join = WEFT__JOIN_DETACHED;
-            strcpy(root->name, "weft-main");
-            atomic_store_explicit(&root->state, WEFT__TS_RUNNABLE, memory_order_relaxed);
             atomic_store_explicit(&root->id, WEFT__ROOT_ID, memory_order_relaxed);
             rt->root = root;
             /* release: publishes every field above (pairs with

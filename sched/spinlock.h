@@ -25,6 +25,25 @@ static inline void weft__cpu_relax(void)
 #endif
 }
 
+/*
+ * A StoreLoad barrier between two threads that each store, then load what
+ * the other stored (the "store buffering" pattern: parking, quiescence).
+ * Both sides call it with the same @pairing atomic. Normal builds use a
+ * seq_cst fence (local: no shared line is written). TSan models no fences
+ * (and gcc's -Wtsan rejects them), so its build does a seq_cst RMW on
+ * @pairing instead: of two RMWs on one atomic, one reads the other, which
+ * synchronizes the two sides.
+ */
+static inline void weft__storeload(_Atomic int *pairing)
+{
+#ifdef WEFT_TSAN
+    atomic_fetch_add_explicit(pairing, 0, memory_order_seq_cst);
+#else
+    (void)pairing;
+    atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
 static inline void weft__spin_lock(struct weft__spinlock *l)
 {
     for (unsigned spins = 0;; spins++) {

@@ -171,7 +171,7 @@ static void quiesce_check(struct weft__runtime *rt)
     /* The fence pairs with the one in root_main between publishing
      * `quiesce` and counting: either we see its waiter, or it sees our
      * finish. Liveness only (no data passes), so TSan need not model it. */
-    atomic_thread_fence(memory_order_seq_cst);
+    weft__storeload(&rt->quiesce_pairing);
     struct weft__waiter *q = atomic_load_explicit(&rt->quiesce, memory_order_acquire);
     if (q && weft__runtime_live(rt) == 0)
         weft__waiter_wake(q, 0);
@@ -202,6 +202,26 @@ void weft__task_exit_finish(struct weft__task *t)
 
 /* ---- public calls ------------------------------------------------------- */
 
+void weft__task_setup(struct weft__task *t, weft_task_fn fn, void *arg, const char *name,
+                      size_t stack_size, uintptr_t join)
+{
+    t->fn = fn;
+    t->arg = arg;
+    t->result = NULL;
+    t->start_error = 0;
+    t->next = NULL;
+    t->stack.base = NULL;
+    t->stack_size = stack_size;
+    t->join = join;
+    t->waiter = NULL;
+    t->is_root = false;
+    atomic_store_explicit(&t->cancelled, false, memory_order_relaxed);
+    atomic_store_explicit(&t->state, WEFT__TS_RUNNABLE, memory_order_relaxed);
+    t->name[0] = 0;
+    if (name)
+        snprintf(t->name, sizeof(t->name), "%s", name);
+}
+
 int weft_task_spawn(weft_task *out, weft_task_fn fn, void *arg, const weft_task_opts *opts)
 {
     if (!fn)
@@ -228,20 +248,8 @@ int weft_task_spawn(weft_task *out, weft_task_fn fn, void *arg, const weft_task_
     uint64_t id = w ? (++w->id_seq << 11) | (w->index + 1)
                     : (atomic_fetch_add_explicit(&rt->foreign_id_seq, 1,
                                                  memory_order_relaxed) + 1) << 11;
-    t->fn = fn;
-    t->arg = arg;
-    t->result = NULL;
-    t->start_error = 0;
-    t->stack.base = NULL;
-    t->stack_size = stack_size;
-    t->join = out ? 0 : WEFT__JOIN_DETACHED;
-    t->waiter = NULL;
-    t->is_root = false;
-    atomic_store_explicit(&t->cancelled, false, memory_order_relaxed);
-    atomic_store_explicit(&t->state, WEFT__TS_RUNNABLE, memory_order_relaxed);
-    t->name[0] = 0;
-    if (opts && opts->name)
-        snprintf(t->name, sizeof(t->name), "%s", opts->name);
+    weft__task_setup(t, fn, arg, opts ? opts->name : NULL, stack_size,
+                     out ? 0 : WEFT__JOIN_DETACHED);
     /* release: a handle check that reads this id sees the fields above. */
     atomic_store_explicit(&t->id, id, memory_order_release);
 

@@ -89,6 +89,11 @@ void weft__task_park(void);
  * wake per park. Any thread. */
 void weft__task_wake(struct weft__task *t);
 
+/* Give a TCB from the pool its fields for a new task (all but the id,
+ * which the caller publishes last). */
+void weft__task_setup(struct weft__task *t, weft_task_fn fn, void *arg, const char *name,
+                      size_t stack_size, uintptr_t join);
+
 /* Called by the worker after a task's last switch away (see worker.c). */
 void weft__task_exit_finish(struct weft__task *t);
 

@@ -119,16 +119,29 @@ bool weft__timer_disarm(struct weft__timer *t)
 
 void weft__timer_run(struct weft__timer_heap *h, int64_t now)
 {
+    /* Expired timers are taken in deadline order, a batch at a time, and
+     * fired in reverse: a wake-up goes to the worker's LIFO slot, pushing
+     * the previous one down its (LIFO) deque, so firing the latest first
+     * makes the woken tasks run in deadline order. */
+    struct weft__timer *batch[64];
     if (weft__timer_earliest(h) > now)
         return;
     weft__spin_lock(&h->lock);
-    while (h->len && h->v[0]->deadline <= now) {
-        struct weft__timer *t = h->v[0];
-        remove_at(h, 0);
-        t->fire(t);            /* under the lock: see timer.h */
-        /* store-release: pairs with disarm's unlocked load-acquire; after it
-         * the callback is over and @t's memory may be reused. */
-        __atomic_store_n(&t->heap, NULL, __ATOMIC_RELEASE);
+    for (;;) {
+        unsigned n = 0;
+        while (n < 64 && h->len && h->v[0]->deadline <= now) {
+            batch[n++] = h->v[0];
+            remove_at(h, 0);
+        }
+        if (!n)
+            break;
+        while (n--) {
+            struct weft__timer *t = batch[n];
+            t->fire(t);        /* under the lock: see timer.h */
+            /* store-release: pairs with disarm's unlocked load-acquire;
+             * after it the callback is over and @t may be reused. */
+            __atomic_store_n(&t->heap, NULL, __ATOMIC_RELEASE);
+        }
     }
     set_earliest(h);
     weft__spin_unlock(&h->lock);

@@ -86,6 +86,7 @@ struct weft__runtime {
     _Atomic bool shutdown;               /* main returned: cancel everything */
     _Atomic bool stop;                   /* all tasks gone: workers exit */
     _Atomic(struct weft__waiter *) quiesce; /* root waits here for live == 0 */
+    _Atomic int quiesce_pairing;         /* weft__storeload's, for quiesce */
     struct weft__spinlock foreign_lock;  /* guards foreign_tcbs */
     struct weft__objpool foreign_tcbs;   /* TCBs spawned by foreign threads */
     _Atomic uint64_t foreign_id_seq;

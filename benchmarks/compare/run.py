@@ -418,7 +418,7 @@ def markdown(rows, runtimes, cells, workloads, mach, cfg) -> str:
     out = [f"## weft vs {', '.join(peers) or 'nothing'} — ns per op (lower is better)", "",
            f"{mach['cpu']}, {mach['cores']} cores, Linux {mach['kernel']}; mode {cfg['mode']}: "
            f"{cfg['rounds']} round(s) interleaved; each cell is the median over rounds of "
-           f"each run's median of {cfg['reps']} reps.", ""]
+           f"each run's median of {cfg['reps_note']} reps.", ""]
     head = ["workload", "workers", *runtimes]
     if "weft" in runtimes:
         head += [f"{p} x slower" for p in peers]
@@ -755,6 +755,9 @@ def main(argv=None) -> int:
 
     cfg = {"mode": a.mode, "rounds": rounds,
            "reps": reps_override or mode.reps, "runtimes": runtimes,
+           "reps_note": str(reps_override) if reps_override else
+           f"{mode.reps}" + "".join(f" ({w.name}: {w.reps[a.mode]})" for w in workloads
+                                    if a.mode in w.reps),
            "workloads": [w.name for w in workloads], "workers": worker_counts,
            "quiet_wait_s": quiet_wait, "timeout_s": timeout_s,
            "unavailable": unavailable, "elapsed_s": round(elapsed, 1)}
