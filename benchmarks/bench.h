@@ -29,6 +29,8 @@ struct bench {
     /* Runs inside a task; returns 0 or non-zero on a failed check. */
     int (*body)(const struct bench_opts *o);
     const char *help;
+    /* Operations per run when they are not n (ns_per_op = ms / ops). */
+    uint64_t (*ops)(const struct bench_opts *o);
 };
 
 /* Each bench_*.c defines one of these. */

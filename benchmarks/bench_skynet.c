@@ -42,5 +42,7 @@ static int body(const struct bench_opts *o)
     return (uint64_t)(uintptr_t)r == n * (n - 1) / 2 ? 0 : 1;
 }
 
-const struct bench bench_skynet = { "skynet", 1000000, body,
-                                    "task tree of 10-ary fan-out, n leaves" };
+const struct bench bench_skynet = {
+    .name = "skynet", .default_n = 1000000, .body = body,
+    .help = "task tree of 10-ary fan-out, n leaves",
+};

@@ -26,4 +26,7 @@ static int body(const struct bench_opts *o)
     return bad;
 }
 
-const struct bench bench_spawn = { "spawn", 1000000, body, "spawn and join empty tasks" };
+const struct bench bench_spawn = {
+    .name = "spawn", .default_n = 1000000, .body = body,
+    .help = "spawn and join empty tasks",
+};

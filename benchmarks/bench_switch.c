@@ -24,5 +24,7 @@ static int body(const struct bench_opts *o)
     return a.count + b.count == (o->n / 2) * 2 ? 0 : 1;
 }
 
-const struct bench bench_switch = { "switch", 10000000, body,
-                                    "two tasks yield to each other" };
+const struct bench bench_switch = {
+    .name = "switch", .default_n = 10000000, .body = body,
+    .help = "two tasks yield to each other",
+};

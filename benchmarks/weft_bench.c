@@ -110,11 +110,13 @@ int main(int argc, char **argv)
         return 1;
     }
     double cold = ms[0];
+    uint64_t ops = b->ops ? b->ops(&o) : o.n;
     qsort(ms, o.reps, sizeof(*ms), cmp_double);
     double med = o.reps % 2 ? ms[o.reps / 2] : (ms[o.reps / 2 - 1] + ms[o.reps / 2]) / 2;
-    printf("bench=%s runtime=weft workers=%u n=%llu ms=%.3f ns_per_op=%.2f cold_ms=%.3f reps=%u\n",
-           b->name, o.workers, (unsigned long long)o.n, med, med * 1e6 / (double)o.n, cold,
-           o.reps);
+    printf("bench=%s runtime=weft workers=%u n=%llu ms=%.3f ns_per_op=%.2f cold_ms=%.3f "
+           "reps=%u ops=%llu\n",
+           b->name, o.workers, (unsigned long long)o.n, med, med * 1e6 / (double)ops, cold,
+           o.reps, (unsigned long long)ops);
     free(ms);
     return 0;
 }
