@@ -21,6 +21,7 @@ struct run_ctx {
     const struct bench_opts *o;
     double *ms;
     int failed;
+    weft_stats stats;       /* at the end of the last repetition */
 };
 
 static void *bench_main(void *arg)
@@ -32,6 +33,7 @@ static void *bench_main(void *arg)
             c->failed = 1;
         c->ms[r] = (double)(weft_now() - t0) / 1e6;
     }
+    weft_stats_get(&c->stats);
     return NULL;
 }
 
@@ -113,10 +115,13 @@ int main(int argc, char **argv)
     uint64_t ops = b->ops ? b->ops(&o) : o.n;
     qsort(ms, o.reps, sizeof(*ms), cmp_double);
     double med = o.reps % 2 ? ms[o.reps / 2] : (ms[o.reps / 2 - 1] + ms[o.reps / 2]) / 2;
+    /* Scheduler counters over all repetitions, per repetition. */
+    const weft_stats *st = &c.stats;
     printf("bench=%s runtime=weft workers=%u n=%llu ms=%.3f ns_per_op=%.2f cold_ms=%.3f "
-           "reps=%u ops=%llu\n",
+           "reps=%u ops=%llu steals=%llu parks=%llu wakeups=%llu\n",
            b->name, o.workers, (unsigned long long)o.n, med, med * 1e6 / (double)ops, cold,
-           o.reps, (unsigned long long)ops);
+           o.reps, (unsigned long long)ops, (unsigned long long)(st->steals / o.reps),
+           (unsigned long long)(st->parks / o.reps), (unsigned long long)(st->wakeups / o.reps));
     free(ms);
     return 0;
 }

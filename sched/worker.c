@@ -243,26 +243,52 @@ static struct weft__task *steal_from(struct weft__worker *w, struct weft__worker
     return first;
 }
 
-static struct weft__task *search(struct weft__worker *w)
+static struct weft__task *steal_round(struct weft__worker *w, bool last)
 {
     struct weft__runtime *rt = w->rt;
-    unsigned n = rt->nworkers;
-    STAT_ADD(w, steal_rounds, 1);
-    for (unsigned round = 0; round < WEFT__STEAL_ROUNDS; round++) {
-        unsigned start = rng_next(w) % n;
-        for (unsigned i = 0; i < n; i++) {
-            struct weft__worker *v = &rt->workers[(start + i) % n];
-            if (v == w)
-                continue;
-            struct weft__task *t = steal_from(w, v, round == WEFT__STEAL_ROUNDS - 1);
-            if (t)
-                return t;
-        }
-        struct weft__task *t = take_inject(w, WEFT__DEQUE_CAP / 2);
+    unsigned n = rt->nworkers, start = rng_next(w) % n;
+    for (unsigned i = 0; i < n; i++) {
+        struct weft__worker *v = &rt->workers[(start + i) % n];
+        if (v == w)
+            continue;
+        struct weft__task *t = steal_from(w, v, last);
         if (t)
             return t;
     }
-    return NULL;
+    return take_inject(w, WEFT__DEQUE_CAP / 2);
+}
+
+/* Any deque or the injection queue non-empty? Plain loads: a hint. */
+static bool work_hint(struct weft__runtime *rt)
+{
+    if (weft__inject_len(&rt->inject))
+        return true;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (weft__deque_len(&rt->workers[i].deque) > 0)
+            return true;
+    return false;
+}
+
+/* Steal for WEFT__STEAL_ROUNDS rounds, then keep watching the queues for
+ * up to WEFT__SPIN_NS before giving up: parking and being woken again costs
+ * a ring round trip (tens of microseconds on VMs), far more than a short
+ * spin when a producer is about to make more work. */
+static struct weft__task *search(struct weft__worker *w)
+{
+    struct weft__task *t;
+    STAT_ADD(w, steal_rounds, 1);
+    for (unsigned round = 0; round < WEFT__STEAL_ROUNDS - 1; round++)
+        if ((t = steal_round(w, false)))
+            return t;
+    int64_t until = weft_now() + WEFT__SPIN_NS;
+    for (unsigned i = 1;; i++) {
+        if (work_hint(w->rt) && (t = steal_round(w, false)))
+            return t;
+        weft__cpu_relax();
+        if (i % 32 == 0 && weft_now() >= until)
+            break;
+    }
+    return steal_round(w, true);   /* and the victims' LIFO slots */
 }
 
 /* W2 of the parking protocol (park.h): is there anything to run? The

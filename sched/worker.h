@@ -28,6 +28,7 @@
 #define WEFT__FAIR_TICKS    61    /* global queue checked every 61 ticks (Go) */
 #define WEFT__LIFO_MAX      3     /* LIFO-slot runs in a row before the deque */
 #define WEFT__STEAL_ROUNDS  4     /* passes over random victims per search */
+#define WEFT__SPIN_NS       50000 /* a searcher watches this long before parking */
 #define WEFT__STACK_POOL    256   /* free stacks kept per worker */
 #define WEFT__RING_ENTRIES  256
 
