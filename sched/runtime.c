@@ -4,6 +4,7 @@
  * the counters.
  */
 #define _GNU_SOURCE
+#include "sched/overflow.h"
 #include "sched/worker.h"
 #include "sched/wait.h"
 #include "alloc/mem.h"
@@ -210,6 +211,7 @@ int weft_run(const weft_config *cfg, weft_task_fn main_fn, void *arg, void **res
         goto out_unlock;
     }
 
+    weft__overflow_install();
     unsigned started = 0;
     for (; started < rt->nworkers; started++) {
         if (pthread_create(&rt->workers[started].thread, NULL, weft__worker_main,
@@ -255,6 +257,7 @@ int weft_run(const weft_config *cfg, weft_task_fn main_fn, void *arg, void **res
         if (!rt->workers[i].init_error)
             weft__ring_destroy(&rt->workers[i].ring);
 
+    weft__overflow_uninstall();
     pthread_rwlock_wrlock(&g_rt_lock);
     atomic_store_explicit(&g_rt, NULL, memory_order_release);
     pthread_rwlock_unlock(&g_rt_lock);

@@ -51,6 +51,7 @@
  */
 #define _GNU_SOURCE
 #include "sched/worker.h"
+#include "sched/overflow.h"
 #include "sched/sanitizer.h"
 #include "sched/wait.h"
 
@@ -496,6 +497,7 @@ void *weft__worker_main(void *arg)
     struct weft__worker *w = arg;
     struct weft__runtime *rt = w->rt;
     tls_worker = w;
+    void *altstack = weft__overflow_thread_begin();
     if (rt->pin)
         pin(w);
     record_thread_stack(w);
@@ -517,6 +519,7 @@ void *weft__worker_main(void *arg)
             weft__sched_after_switch(w);
         }
     }
+    weft__overflow_thread_end(altstack);
     tls_worker = NULL;
     return NULL;
 }
