@@ -247,7 +247,123 @@ int weft_sleep(int64_t ns);
 /* Futures                                                                  */
 /* ======================================================================== */
 
-/* (declarations of this section go here) */
+/*
+ * A future (asyncio.Future) is a slot for one outcome that tasks and
+ * threads can wait for: a value (void *), an error (a negative errno), or
+ * cancellation. Exactly one of weft_future_set, weft_future_fail and
+ * weft_future_cancel takes effect — one atomic transition out of PENDING;
+ * the others return -EALREADY. Every awaiter, before or after that moment,
+ * sees the same outcome, and each is woken exactly once.
+ *
+ * Futures are reference-counted: weft_future_new gives the caller one
+ * reference; weft_future_retain/weft_future_release add and drop one, and
+ * the last release frees the future (done-callbacks that never ran are
+ * dropped then). Whoever may still call a weft_future_* function on a
+ * future must hold a reference, for example the foreign thread that will
+ * complete it. Every call below may be made from any thread (a task or a
+ * foreign thread) unless it says otherwise.
+ */
+typedef struct weft_future weft_future;
+
+/** The outcome a future holds; see weft_future_state(). */
+typedef enum weft_future_state {
+    WEFT_FUTURE_PENDING = 0,   /* not completed yet */
+    WEFT_FUTURE_VALUE,         /* weft_future_set() won */
+    WEFT_FUTURE_ERROR,         /* weft_future_fail() won */
+    WEFT_FUTURE_CANCELLED,     /* weft_future_cancel() won */
+} weft_future_state;
+
+/**
+ * weft_future_new - create a pending future with one reference, owned by
+ * the caller.
+ * Returns 0 and stores the future in *@out, or -EINVAL (@out NULL),
+ * -ENOMEM. Any thread (no runtime needed).
+ */
+int weft_future_new(weft_future **out);
+
+/** weft_future_retain - add a reference to @f. Any thread. */
+void weft_future_retain(weft_future *f);
+
+/**
+ * weft_future_release - drop a reference; the last one frees @f. The
+ * caller must not be awaiting @f in another task on the strength of this
+ * reference. NULL is ignored. Any thread.
+ */
+void weft_future_release(weft_future *f);
+
+/**
+ * weft_future_set - complete @f with @value and wake every awaiter; then
+ * run the done-callbacks on the calling thread.
+ * Returns 0, or -EALREADY if @f was already completed or cancelled (the
+ * value is then not delivered to anyone). Any thread.
+ */
+int weft_future_set(weft_future *f, void *value);
+
+/**
+ * weft_future_fail - complete @f with the error @error (a negative errno
+ * value, asyncio's set_exception); awaiters get @error as their return.
+ * Returns 0, -EINVAL (@error >= 0), -EALREADY (already completed or
+ * cancelled). Any thread.
+ */
+int weft_future_fail(weft_future *f, int error);
+
+/**
+ * weft_future_cancel - cancel @f: awaiters get -ECANCELED. If @f was made
+ * by weft_future_spawn, the task behind it is cancelled too.
+ * Returns 0, or -EALREADY if @f was already completed or cancelled.
+ * Any thread.
+ */
+int weft_future_cancel(weft_future *f);
+
+/**
+ * weft_future_await - wait until @f is completed or cancelled, or
+ * @deadline. Awaiting a future that is already complete returns at once.
+ * Any number of tasks and threads may await the same future.
+ *
+ * Returns 0 and stores the value in *@value (if not NULL), or:
+ *  the error given to weft_future_fail();
+ *  -ECANCELED  @f was cancelled, or the calling task was (tell them apart
+ *              with weft_future_state() or weft_task_cancelled());
+ *  -ETIMEDOUT  @deadline passed first (@f may still complete later).
+ * A future failed with -ECANCELED or -ETIMEDOUT reads the same; again
+ * weft_future_state() tells. Any thread (a foreign thread blocks).
+ */
+int weft_future_await(weft_future *f, void **value, int64_t deadline);
+
+/** weft_future_state - @f's outcome so far (never waits). Any thread. */
+weft_future_state weft_future_state_get(const weft_future *f);
+
+/**
+ * weft_future_result - the outcome of a completed @f without waiting:
+ * what weft_future_await would return, or -EAGAIN while it is pending.
+ * Any thread.
+ */
+int weft_future_result(const weft_future *f, void **value);
+
+/** weft_future_done_fn - a done-callback (see weft_future_on_done). */
+typedef void (*weft_future_done_fn)(weft_future *f, void *arg);
+
+/**
+ * weft_future_on_done - call @fn(@f, @arg) once @f is completed or
+ * cancelled: on the thread that completes it, right after the awaiters are
+ * woken and outside any lock; at once, on the calling thread, if @f is
+ * already done. Callbacks run in the order they were added. A callback must
+ * not block a worker for long (it may run on one); it may call any
+ * non-waiting weft call, including on @f.
+ * Returns 0, -EINVAL (@fn NULL), -ENOMEM. Any thread.
+ */
+int weft_future_on_done(weft_future *f, weft_future_done_fn fn, void *arg);
+
+/**
+ * weft_future_spawn - spawn a task running @fn(@arg) and return a future
+ * for its result (asyncio.create_task): the future is set to fn's return
+ * value when the task returns. Cancelling the future cancels the task (its
+ * pending and later waits return -ECANCELED); the future's outcome is then
+ * CANCELLED whatever the task returns.
+ * The task is detached. *@out receives one reference for the caller.
+ * Returns 0, -EINVAL, -ENOMEM, -ESRCH (no runtime). Any thread.
+ */
+int weft_future_spawn(weft_future **out, weft_task_fn fn, void *arg);
 
 /* ======================================================================== */
 /* Channels and select                                                      */

@@ -83,16 +83,26 @@ static int foreign_wait(struct weft__waiter *w, int64_t deadline)
 
 int weft__waiter_wait(struct weft__waiter *w, int64_t deadline)
 {
+    return weft__waiter_wait_flags(w, deadline, 0);
+}
+
+int weft__waiter_wait_flags(struct weft__waiter *w, int64_t deadline, unsigned flags)
+{
     struct weft__task *t = w->task;
     if (!t)
         return foreign_wait(w, deadline);
 
     /* Publish the wait for cancellation (task->lock orders it against
-     * weft_task_cancel, which sets the flag and claims under the lock). */
-    weft__spin_lock(&t->lock);
-    t->waiter = w;
-    bool cancelled = atomic_load_explicit(&t->cancelled, memory_order_relaxed);
-    weft__spin_unlock(&t->lock);
+     * weft_task_cancel, which sets the flag and claims under the lock).
+     * An uncancellable wait is not published, so no cancel can claim it. */
+    bool nocancel = flags & WEFT__WAIT_NOCANCEL;
+    bool cancelled = false;
+    if (!nocancel) {
+        weft__spin_lock(&t->lock);
+        t->waiter = w;
+        cancelled = atomic_load_explicit(&t->cancelled, memory_order_relaxed);
+        weft__spin_unlock(&t->lock);
+    }
 
     bool armed = false;
     if (cancelled) {
@@ -112,8 +122,10 @@ int weft__waiter_wait(struct weft__waiter *w, int64_t deadline)
     /* Whoever woke us, the timer must be gone before this frame is. */
     if (armed)
         weft__timer_disarm(&w->timer);
-    weft__spin_lock(&t->lock);
-    t->waiter = NULL;
-    weft__spin_unlock(&t->lock);
+    if (!nocancel) {
+        weft__spin_lock(&t->lock);
+        t->waiter = NULL;
+        weft__spin_unlock(&t->lock);
+    }
     return w->result;
 }
