@@ -33,7 +33,19 @@ void weft__waiter_signal(struct weft__waiter *w, int result)
     struct weft__task *t = w->task;
     w->result = result;
     if (t) {
-        weft__task_wake(t);   /* its CAS releases `result` to the task */
+        if (weft__worker_current()) {
+            weft__task_wake(t);   /* its CAS releases `result` to the task */
+            return;
+        }
+        /* A foreign thread waking a task: once the wake's CAS is done the
+         * task may run, finish and let weft_run free the runtime while we
+         * are still queueing it or waking a worker (rt->idle, rings). Hold
+         * the runtime (read lock) until the wake has returned. enter()
+         * cannot fail here: a waiting task keeps the runtime from stopping. */
+        struct weft__runtime *rt = weft__runtime_enter();
+        weft__task_wake(t);
+        if (rt)
+            weft__runtime_leave();
         return;
     }
     /* release: pairs with the acquire load in foreign_wait. After this

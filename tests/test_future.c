@@ -399,3 +399,39 @@ Test(future, race_complete_cancel_timeout, .timeout = 120)
     cr_log_info("future race seed %llu", (unsigned long long)seed);
     run_on(6, race_main, (void *)(uintptr_t)seed);
 }
+
+/* ---- a foreign waker racing weft_run's teardown -------------------------- */
+
+/* The main task returns as soon as a foreign thread's completion wakes it,
+ * so weft_run tears the runtime down while that thread may still be inside
+ * the wake (queueing the task, waking a worker). The wake must hold the
+ * runtime until it is done (sched/wait.c); TSan and ASan check it. */
+static void *completer_thread(void *arg)
+{
+    weft_future_set(arg, (void *)1);
+    return NULL;
+}
+
+static void *await_and_leave(void *arg)
+{
+    void *v = NULL;
+    cr_assert_eq(weft_future_await(arg, &v, WEFT_NEVER), 0);
+    return v;
+}
+
+Test(future, foreign_wake_races_teardown, .timeout = 60)
+{
+    unsigned rounds = (unsigned)test_scale(300);
+    for (unsigned i = 0; i < rounds; i++) {
+        weft_future *f;
+        cr_assert_eq(weft_future_new(&f), 0);
+        pthread_t th;
+        cr_assert_eq(pthread_create(&th, NULL, completer_thread, f), 0);
+        weft_config cfg = { .workers = 1 + i % 3 };
+        void *r;
+        cr_assert_eq(weft_run(&cfg, await_and_leave, f, &r), 0);
+        cr_assert_eq(r, (void *)1);
+        pthread_join(th, NULL);
+        weft_future_release(f);
+    }
+}
