@@ -248,37 +248,557 @@ int weft_sleep(int64_t ns);
 /* Futures                                                                  */
 /* ======================================================================== */
 
-/* (declarations of this section go here) */
+/*
+ * A future (asyncio.Future) is a slot for one outcome that tasks and
+ * threads can wait for: a value (void *), an error (a negative errno), or
+ * cancellation. Exactly one of weft_future_set, weft_future_fail and
+ * weft_future_cancel takes effect — one atomic transition out of PENDING;
+ * the others return -EALREADY. Every awaiter, before or after that moment,
+ * sees the same outcome, and each is woken exactly once.
+ *
+ * Futures are reference-counted: weft_future_new gives the caller one
+ * reference; weft_future_retain/weft_future_release add and drop one, and
+ * the last release frees the future (done-callbacks that never ran are
+ * dropped then). Whoever may still call a weft_future_* function on a
+ * future must hold a reference, for example the foreign thread that will
+ * complete it. Every call below may be made from any thread (a task or a
+ * foreign thread) unless it says otherwise.
+ */
+typedef struct weft_future weft_future;
+
+/** The outcome a future holds; see weft_future_state(). */
+typedef enum weft_future_state {
+    WEFT_FUTURE_PENDING = 0,   /* not completed yet */
+    WEFT_FUTURE_VALUE,         /* weft_future_set() won */
+    WEFT_FUTURE_ERROR,         /* weft_future_fail() won */
+    WEFT_FUTURE_CANCELLED,     /* weft_future_cancel() won */
+} weft_future_state;
+
+/**
+ * weft_future_new - create a pending future with one reference, owned by
+ * the caller.
+ * Returns 0 and stores the future in *@out, or -EINVAL (@out NULL),
+ * -ENOMEM. Any thread (no runtime needed).
+ */
+int weft_future_new(weft_future **out);
+
+/** weft_future_retain - add a reference to @f. Any thread. */
+void weft_future_retain(weft_future *f);
+
+/**
+ * weft_future_release - drop a reference; the last one frees @f. The
+ * caller must not be awaiting @f in another task on the strength of this
+ * reference. NULL is ignored. Any thread.
+ */
+void weft_future_release(weft_future *f);
+
+/**
+ * weft_future_set - complete @f with @value and wake every awaiter; then
+ * run the done-callbacks on the calling thread.
+ * Returns 0, or -EALREADY if @f was already completed or cancelled (the
+ * value is then not delivered to anyone). Any thread.
+ */
+int weft_future_set(weft_future *f, void *value);
+
+/**
+ * weft_future_fail - complete @f with the error @error (a negative errno
+ * value, asyncio's set_exception); awaiters get @error as their return.
+ * Returns 0, -EINVAL (@error >= 0), -EALREADY (already completed or
+ * cancelled). Any thread.
+ */
+int weft_future_fail(weft_future *f, int error);
+
+/**
+ * weft_future_cancel - cancel @f: awaiters get -ECANCELED. If @f was made
+ * by weft_future_spawn, the task behind it is cancelled too.
+ * Returns 0, or -EALREADY if @f was already completed or cancelled.
+ * Any thread.
+ */
+int weft_future_cancel(weft_future *f);
+
+/**
+ * weft_future_await - wait until @f is completed or cancelled, or
+ * @deadline. Awaiting a future that is already complete returns at once.
+ * Any number of tasks and threads may await the same future.
+ *
+ * Returns 0 and stores the value in *@value (if not NULL), or:
+ *  the error given to weft_future_fail();
+ *  -ECANCELED  @f was cancelled, or the calling task was (tell them apart
+ *              with weft_future_state() or weft_task_cancelled());
+ *  -ETIMEDOUT  @deadline passed first (@f may still complete later).
+ * A future failed with -ECANCELED or -ETIMEDOUT reads the same; again
+ * weft_future_state() tells. Any thread (a foreign thread blocks).
+ */
+int weft_future_await(weft_future *f, void **value, int64_t deadline);
+
+/** weft_future_state - @f's outcome so far (never waits). Any thread. */
+weft_future_state weft_future_state_get(const weft_future *f);
+
+/**
+ * weft_future_result - the outcome of a completed @f without waiting:
+ * what weft_future_await would return, or -EAGAIN while it is pending.
+ * Any thread.
+ */
+int weft_future_result(const weft_future *f, void **value);
+
+/** weft_future_done_fn - a done-callback (see weft_future_on_done). */
+typedef void (*weft_future_done_fn)(weft_future *f, void *arg);
+
+/**
+ * weft_future_on_done - call @fn(@f, @arg) once @f is completed or
+ * cancelled: on the thread that completes it, right after the awaiters are
+ * woken and outside any lock; at once, on the calling thread, if @f is
+ * already done. Callbacks run in the order they were added. A callback must
+ * not block a worker for long (it may run on one); it may call any
+ * non-waiting weft call, including on @f.
+ * Returns 0, -EINVAL (@fn NULL), -ENOMEM. Any thread.
+ */
+int weft_future_on_done(weft_future *f, weft_future_done_fn fn, void *arg);
+
+/**
+ * weft_future_spawn - spawn a task running @fn(@arg) and return a future
+ * for its result (asyncio.create_task): the future is set to fn's return
+ * value when the task returns. Cancelling the future cancels the task (its
+ * pending and later waits return -ECANCELED); the future's outcome is then
+ * CANCELLED whatever the task returns.
+ * The task is detached. *@out receives one reference for the caller.
+ * Returns 0, -EINVAL, -ENOMEM, -ESRCH (no runtime). Any thread.
+ */
+int weft_future_spawn(weft_future **out, weft_task_fn fn, void *arg);
 
 /* ======================================================================== */
 /* Channels and select                                                      */
 /* ======================================================================== */
 
-/* (declarations of this section go here) */
+/*
+ * A channel (asyncio.Queue, a Go channel) carries fixed-size elements,
+ * copied in and out, from any number of senders to any number of
+ * receivers, in FIFO order. Three kinds, named so they cannot be confused:
+ *  - weft_chan_unbounded:  never full; sends never wait (asyncio's
+ *                          Queue(maxsize=0), which means "infinite").
+ *  - weft_chan_bounded(n): holds up to n >= 1 items; senders wait while full.
+ *  - weft_chan_rendezvous: holds nothing; a send waits until a receiver
+ *                          takes the item from it (Go's make(chan T) with
+ *                          capacity 0).
+ * Closing: receivers first drain what is buffered, then get -EPIPE (the end
+ * of the channel); senders get -EPIPE at once, and senders that were
+ * waiting wake with -EPIPE (their items were not delivered).
+ * An item is delivered exactly once, or its send reports failure: a
+ * receiver that times out or is cancelled at the moment an item is handed
+ * to it either returns that item (0) or does not get it, and then the item
+ * goes to another receiver or stays buffered.
+ * Every call below may be made from any thread (a task or a foreign thread,
+ * which blocks itself while waiting), concurrently with all the others,
+ * except weft_chan_free.
+ */
+typedef struct weft_chan weft_chan;
+
+/**
+ * weft_chan_unbounded - create an unbounded channel of @elem_size-byte
+ * elements (0 allowed: a channel of signals).
+ * Returns 0 and the channel in *@out, or -EINVAL (@out NULL, @elem_size
+ * over 64 KiB), -ENOMEM. Any thread.
+ */
+int weft_chan_unbounded(weft_chan **out, size_t elem_size);
+
+/**
+ * weft_chan_bounded - create a channel buffering up to @capacity elements.
+ * Returns 0, or -EINVAL (@out NULL, @capacity 0 — use
+ * weft_chan_rendezvous — or too large, @elem_size over 64 KiB), -ENOMEM.
+ * Any thread.
+ */
+int weft_chan_bounded(weft_chan **out, size_t elem_size, size_t capacity);
+
+/**
+ * weft_chan_rendezvous - create an unbuffered channel: each send waits for
+ * the receiver that takes its item.
+ * Returns 0, -EINVAL, -ENOMEM. Any thread.
+ */
+int weft_chan_rendezvous(weft_chan **out, size_t elem_size);
+
+/**
+ * weft_chan_free - free @c and any items still buffered. No task or thread
+ * may be using @c or use it afterwards (close it and let its users finish
+ * first). NULL is ignored. Any thread.
+ */
+void weft_chan_free(weft_chan *c);
+
+/**
+ * weft_chan_send - copy the element at @elem into @c: hand it to a waiting
+ * receiver, or buffer it, or wait (bounded and full, or rendezvous) until a
+ * receiver takes it or @deadline.
+ * Returns 0 once the item is delivered or buffered, or:
+ *  -EPIPE      @c is closed (or was closed while waiting: not delivered);
+ *  -ETIMEDOUT  @deadline passed (not delivered);
+ *  -ECANCELED  the calling task was cancelled (not delivered);
+ *  -ENOMEM     an unbounded channel could not grow;
+ *  -EINVAL     @c NULL, or @elem NULL with a non-zero element size.
+ * Any thread.
+ */
+int weft_chan_send(weft_chan *c, const void *elem, int64_t deadline);
+
+/**
+ * weft_chan_recv - take the next element of @c into @out (@elem_size
+ * bytes), waiting until one comes, @c is closed and drained, or @deadline.
+ * Returns 0, or -EPIPE (closed and drained: the end of the channel),
+ * -ETIMEDOUT, -ECANCELED (nothing was taken in these cases), -EINVAL.
+ * Any thread.
+ */
+int weft_chan_recv(weft_chan *c, void *out, int64_t deadline);
+
+/**
+ * weft_chan_try_send - weft_chan_send that never waits: -EAGAIN where the
+ * send would have to wait (full, or no receiver waiting on a rendezvous
+ * channel). Other returns as weft_chan_send. Any thread.
+ */
+int weft_chan_try_send(weft_chan *c, const void *elem);
+
+/**
+ * weft_chan_try_recv - weft_chan_recv that never waits: -EAGAIN when
+ * nothing is buffered and no sender is waiting. Any thread.
+ */
+int weft_chan_try_recv(weft_chan *c, void *out);
+
+/**
+ * weft_chan_close - close @c (see above) and wake every waiting sender and
+ * receiver. Returns 0, -EALREADY (already closed), -EINVAL (@c NULL).
+ * Any thread.
+ */
+int weft_chan_close(weft_chan *c);
+
+/** weft_chan_len - the number of buffered elements (a snapshot). Any thread. */
+size_t weft_chan_len(weft_chan *c);
+
+/** weft_chan_closed - whether @c has been closed. Any thread. */
+bool weft_chan_closed(weft_chan *c);
+
+/** The most cases one weft_select() takes. */
+#define WEFT_SELECT_MAX 32
+
+/** Operations of a select case. */
+enum { WEFT_SELECT_SEND = 1, WEFT_SELECT_RECV = 2 };
+
+/**
+ * struct weft_select_case - one channel operation of a weft_select().
+ * @chan:   the channel; NULL disables the case (never ready, as Go's nil
+ *          channel).
+ * @op:     WEFT_SELECT_SEND or WEFT_SELECT_RECV.
+ * @elem:   SEND: the element to send; RECV: where the element goes.
+ * @result: set for the case that completed: 0, or -EPIPE if it completed
+ *          because its channel is closed (a RECV: closed and drained).
+ */
+typedef struct weft_select_case {
+    weft_chan *chan;
+    int op;
+    void *elem;
+    int result;
+} weft_select_case;
+
+/**
+ * weft_select - complete exactly one of @n channel operations (Go's
+ * select): if some are ready, one of them chosen uniformly at random;
+ * otherwise wait until one can complete, or @deadline. A case on a closed
+ * channel is ready (it completes with result -EPIPE). The same channel may
+ * appear in several cases.
+ * Returns the index of the case that completed (its @result says how), or
+ * -ETIMEDOUT (nothing happened; a past deadline is a non-blocking select),
+ * -ECANCELED, -ENOMEM (an unbounded channel could not grow), -EINVAL
+ * (@cases NULL with @n > 0, @n > WEFT_SELECT_MAX, a bad @op, a NULL
+ * @elem with a non-zero element size). Any thread.
+ */
+int weft_select(weft_select_case *cases, size_t n, int64_t deadline);
 
 /* ======================================================================== */
 /* Synchronisation                                                          */
 /* ======================================================================== */
 
-/* (declarations of this section go here) */
+/*
+ * Task-aware synchronisation (asyncio.Lock, Condition, Semaphore, Event;
+ * Go's sync.WaitGroup). Waiting blocks the calling task, never its worker;
+ * a foreign thread blocks itself. Every call may be made from any thread,
+ * and every object may be shared between tasks and foreign threads. Each
+ * object is created with *_new (0, -EINVAL for a NULL @out, -ENOMEM) and
+ * freed with *_free once nobody uses it. Waiters are served in FIFO
+ * order. Passing NULL for an object gives -EINVAL where an int is returned.
+ */
+typedef struct weft_mutex weft_mutex;
+typedef struct weft_cond weft_cond;
+typedef struct weft_sem weft_sem;
+typedef struct weft_event weft_event;
+typedef struct weft_waitgroup weft_waitgroup;
+
+/** weft_mutex_new - create an unlocked mutex. 0, -EINVAL, -ENOMEM. Any thread. */
+int weft_mutex_new(weft_mutex **out);
+/** weft_mutex_free - free @m; it must be unlocked and unused. Any thread. */
+void weft_mutex_free(weft_mutex *m);
+/**
+ * weft_mutex_lock - take @m, waiting until it is free or @deadline.
+ * Unlocking hands @m to the longest waiter, so waiters cannot starve.
+ * Returns 0 (the caller owns @m), -ETIMEDOUT, -ECANCELED, -EINVAL.
+ * The mutex is not recursive: locking it again deadlocks until @deadline.
+ * Any thread.
+ */
+int weft_mutex_lock(weft_mutex *m, int64_t deadline);
+/** weft_mutex_trylock - take @m if free: 0, or -EBUSY, -EINVAL. Any thread. */
+int weft_mutex_trylock(weft_mutex *m);
+/**
+ * weft_mutex_unlock - release @m (or hand it to the first waiter).
+ * Ownership is not tracked per task: any task or thread may unlock a
+ * locked mutex. Returns 0, -EPERM (@m is not locked), -EINVAL. Any thread.
+ */
+int weft_mutex_unlock(weft_mutex *m);
+
+/** weft_cond_new - create a condition variable. 0, -EINVAL, -ENOMEM. */
+int weft_cond_new(weft_cond **out);
+/** weft_cond_free - free @c; nobody may be waiting on it. Any thread. */
+void weft_cond_free(weft_cond *c);
+/**
+ * weft_cond_wait - atomically release @m (which the caller holds) and wait
+ * for weft_cond_signal/broadcast, @deadline or cancellation; then re-take
+ * @m — always, even after a timeout or cancellation (that re-lock itself
+ * cannot be cancelled), so the caller holds @m on every return but -EPERM.
+ * Wake-ups may be spurious in the usual sense: re-check the predicate.
+ * Returns 0, -ETIMEDOUT, -ECANCELED, -EPERM (@m was not locked; nothing
+ * waited), -EINVAL. Any thread.
+ */
+int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline);
+/** weft_cond_signal - wake one waiter, if any. 0 or -EINVAL. Any thread. */
+int weft_cond_signal(weft_cond *c);
+/** weft_cond_broadcast - wake every waiter. 0 or -EINVAL. Any thread. */
+int weft_cond_broadcast(weft_cond *c);
+
+/** weft_sem_new - create a semaphore holding @initial permits. 0, -EINVAL, -ENOMEM. */
+int weft_sem_new(weft_sem **out, unsigned initial);
+/** weft_sem_free - free @s; nobody may be waiting on it. Any thread. */
+void weft_sem_free(weft_sem *s);
+/**
+ * weft_sem_acquire - take one permit, waiting until one is released or
+ * @deadline. Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL. Any thread.
+ */
+int weft_sem_acquire(weft_sem *s, int64_t deadline);
+/** weft_sem_try_acquire - take a permit if one is free: 0, -EAGAIN, -EINVAL. */
+int weft_sem_try_acquire(weft_sem *s);
+/**
+ * weft_sem_release - return one permit (to the first waiter, if any).
+ * Returns 0, -EOVERFLOW (UINT32_MAX permits already), -EINVAL. Any thread.
+ */
+int weft_sem_release(weft_sem *s);
+/** weft_sem_value - the free permits now (a snapshot). Any thread. */
+unsigned weft_sem_value(weft_sem *s);
+
+/** weft_event_new - create a clear event. 0, -EINVAL, -ENOMEM. */
+int weft_event_new(weft_event **out);
+/** weft_event_free - free @e; nobody may be waiting on it. Any thread. */
+void weft_event_free(weft_event *e);
+/** weft_event_set - set @e and wake every waiter. 0 or -EINVAL. Any thread. */
+int weft_event_set(weft_event *e);
+/** weft_event_clear - clear @e. 0 or -EINVAL. Any thread. */
+int weft_event_clear(weft_event *e);
+/** weft_event_is_set - whether @e is set now. Any thread. */
+bool weft_event_is_set(weft_event *e);
+/**
+ * weft_event_wait - return once @e is set (at once if it is), or at
+ * @deadline. Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL. Any thread.
+ */
+int weft_event_wait(weft_event *e, int64_t deadline);
+
+/** weft_waitgroup_new - create a wait group with counter 0. 0, -EINVAL, -ENOMEM. */
+int weft_waitgroup_new(weft_waitgroup **out);
+/** weft_waitgroup_free - free @wg; nobody may be waiting on it. Any thread. */
+void weft_waitgroup_free(weft_waitgroup *wg);
+/**
+ * weft_waitgroup_add - add @delta (may be negative) to the counter; when
+ * it reaches 0 every waiter wakes. Returns 0, or -EINVAL (@wg NULL, or
+ * the counter would go below 0 or overflow: then nothing changes).
+ * Any thread.
+ */
+int weft_waitgroup_add(weft_waitgroup *wg, int64_t delta);
+/** weft_waitgroup_done - weft_waitgroup_add(@wg, -1). */
+int weft_waitgroup_done(weft_waitgroup *wg);
+/**
+ * weft_waitgroup_wait - wait until the counter is 0 (at once if it is), or
+ * @deadline. Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL. Any thread.
+ */
+int weft_waitgroup_wait(weft_waitgroup *wg, int64_t deadline);
 
 /* ======================================================================== */
 /* Waiting on many: wait, gather, as_completed                              */
 /* ======================================================================== */
 
-/* (declarations of this section go here) */
+/*
+ * Waiting on many futures (asyncio.wait, gather, as_completed, wait_for).
+ * Tasks take part through task-backed futures (weft_future_spawn). The
+ * caller must hold a reference to every future passed in until the call
+ * (or the iterator) is done with it. Any thread may call these; a foreign
+ * thread blocks itself.
+ */
+
+/** Modes of weft_wait(). */
+enum { WEFT_WAIT_ALL = 0, WEFT_WAIT_FIRST = 1 };
+
+/**
+ * weft_wait - wait until all (WEFT_WAIT_ALL) or the first (WEFT_WAIT_FIRST)
+ * of the @n futures @fs are done (completed in any way or cancelled), or
+ * @deadline. Nothing is cancelled on a timeout (as asyncio.wait).
+ * Returns, for WEFT_WAIT_ALL, 0; for WEFT_WAIT_FIRST, the index of a done
+ * future — of those found done, the one that completed first; or
+ * -ETIMEDOUT, -ECANCELED (the caller was cancelled), -ENOMEM, -EINVAL
+ * (@fs NULL with @n > 0, a NULL future, a bad @mode, WEFT_WAIT_FIRST with
+ * @n == 0). Any thread.
+ */
+int weft_wait(weft_future *const *fs, size_t n, int mode, int64_t deadline);
+
+/**
+ * weft_gather - wait until every future of @fs has a value and store them
+ * in @values[i] (if @values is not NULL); return at the first failure (as
+ * asyncio.gather without return_exceptions): the error of the future that
+ * failed or was cancelled first (-ECANCELED for a cancelled one); the
+ * other futures are left running. @values of futures that had completed
+ * by then are filled in.
+ * Returns 0, that error, -ETIMEDOUT, -ECANCELED, -ENOMEM, -EINVAL.
+ * Any thread.
+ */
+int weft_gather(weft_future *const *fs, size_t n, void **values, int64_t deadline);
+
+/** An iterator over futures in the order they complete. */
+typedef struct weft_as_completed weft_as_completed;
+
+/**
+ * weft_as_completed_new - start iterating over @fs (the array is copied;
+ * the futures are not retained). Returns 0, -EINVAL, -ENOMEM. Any thread.
+ */
+int weft_as_completed_new(weft_as_completed **out, weft_future *const *fs, size_t n);
+
+/**
+ * weft_as_completed_next - wait for the next future to complete and return
+ * its index in the original array: each index once, in completion order
+ * (futures already done are returned in the order they completed).
+ * Returns the index, or -EPIPE once every future has been returned,
+ * -ETIMEDOUT, -ECANCELED, -ENOMEM, -EINVAL. One thread or task at a time
+ * per iterator; any thread.
+ */
+int weft_as_completed_next(weft_as_completed *it, int64_t deadline);
+
+/** weft_as_completed_free - free @it (NULL is ignored). Any thread. */
+void weft_as_completed_free(weft_as_completed *it);
+
+/**
+ * weft_wait_for - run @fn(@arg) in a new task and wait for its result
+ * until @deadline (asyncio.wait_for). On a timeout, or if the caller is
+ * cancelled, the task is cancelled and weft_wait_for waits — uncancellably
+ * — until it has returned, then reports the timeout; its result is
+ * dropped.
+ * Returns 0 (fn's return value in *@result if not NULL), -ETIMEDOUT,
+ * -ECANCELED, -EINVAL (@fn NULL), -ENOMEM, -ESRCH (no runtime). Any thread.
+ */
+int weft_wait_for(weft_task_fn fn, void *arg, void **result, int64_t deadline);
 
 /* ======================================================================== */
 /* Task groups                                                              */
 /* ======================================================================== */
 
-/* (declarations of this section go here) */
+/*
+ * A task group (asyncio.TaskGroup, structured concurrency): children are
+ * spawned into the group, and leaving it — weft_group_wait — waits until
+ * every child has returned. A child reports failure by returning non-zero
+ * (a negative errno; a positive value is reported as -ECHILD). The first
+ * failure cancels the other children and is what weft_group_wait
+ * returns. Cancellation is cooperative: a cancelled child's pending and
+ * later waits return -ECANCELED, and the group waits until each child has
+ * acknowledged by returning. If the task waiting in weft_group_wait is
+ * cancelled, or its deadline passes, the group cancels its children and
+ * keeps waiting for them (that wait cannot itself be cancelled), so no
+ * child outlives its group. Groups nest: cancelling a child that waits on
+ * its own group cancels that group in turn.
+ */
+typedef struct weft_group weft_group;
+
+/** weft_group_fn - a group child's body: 0 for success, else a failure. */
+typedef int (*weft_group_fn)(void *arg);
+
+/** weft_group_new - create an empty group. 0, -EINVAL, -ENOMEM. Any thread. */
+int weft_group_new(weft_group **out);
+
+/**
+ * weft_group_free - free @g once weft_group_wait has returned (or if no
+ * child was ever spawned). Any thread.
+ */
+void weft_group_free(weft_group *g);
+
+/**
+ * weft_group_spawn - start a child task running @fn(@arg) in @g.
+ * Returns 0, or -ECANCELED (the group is cancelling: a child failed, or
+ * weft_group_cancel was called, or its waiter was cancelled), -EINVAL (@g
+ * or @fn NULL, or weft_group_wait has already returned), -ENOMEM, -ESRCH
+ * (no runtime). Any thread, children of @g included.
+ */
+int weft_group_spawn(weft_group *g, weft_group_fn fn, void *arg);
+
+/**
+ * weft_group_cancel - cancel every child of @g; later spawns into @g fail
+ * with -ECANCELED. weft_group_wait then returns -ECANCELED unless a child
+ * failed. Returns 0 or -EINVAL. Any thread.
+ */
+int weft_group_cancel(weft_group *g);
+
+/**
+ * weft_group_wait - leave the group: wait until every child has returned.
+ * At @deadline, or if the caller is cancelled, the children are cancelled
+ * and the wait goes on until they have returned.
+ * Returns 0 (every child succeeded), else the first child failure, else
+ * -ETIMEDOUT or -ECANCELED (why the children were cancelled); -EINVAL (@g
+ * NULL, or called a second time). Call once, from the group's owner; any
+ * thread.
+ */
+int weft_group_wait(weft_group *g, int64_t deadline);
 
 /* ======================================================================== */
 /* Blocking pool                                                            */
 /* ======================================================================== */
 
-/* (declarations of this section go here) */
+/*
+ * The blocking pool (asyncio's loop.run_in_executor, Tokio's
+ * spawn_blocking): run a function that blocks (a synchronous library
+ * call, a CPU-heavy step) on a separate pool of plain threads and await its
+ * result from a task; the worker runs other tasks meanwhile. The pool is
+ * per process and started lazily: it grows by one thread whenever a job
+ * finds no idle thread (up to weft_blocking_set_max, default 64; beyond
+ * that jobs queue in FIFO order), and a thread idle for 10 s exits, so an
+ * unused pool holds no threads. It does not depend on weft_run: jobs may be
+ * submitted with or without a runtime, and weft_run does not wait for
+ * them. A job cannot be cancelled once submitted: an awaiter that gives up
+ * leaves it to run to completion, and its result is then dropped.
+ */
+
+/** weft_blocking_fn - a blocking job; its return value is the result. */
+typedef void *(*weft_blocking_fn)(void *arg);
+
+/**
+ * weft_blocking_spawn - submit @fn(@arg) to the pool; *@out receives a
+ * future (one reference, the caller's) that is set to fn's return value.
+ * Returns 0, -EINVAL (@out or @fn NULL), -ENOMEM, -EAGAIN (no pool thread
+ * could be started). Any thread.
+ */
+int weft_blocking_spawn(weft_future **out, weft_blocking_fn fn, void *arg);
+
+/**
+ * weft_blocking_run - run @fn(@arg) on the pool and wait for its result
+ * (stored in *@result if not NULL) until @deadline. On -ETIMEDOUT or
+ * -ECANCELED the job still runs to completion; its result is dropped.
+ * Returns 0, -ETIMEDOUT, -ECANCELED, or weft_blocking_spawn's errors.
+ * Any thread (from a task, the worker stays free; a foreign thread blocks).
+ */
+int weft_blocking_run(weft_blocking_fn fn, void *arg, void **result, int64_t deadline);
+
+/** weft_blocking_threads - the pool's current thread count. Any thread. */
+unsigned weft_blocking_threads(void);
+
+/**
+ * weft_blocking_set_max - bound the pool to @max threads (1..1024); a
+ * smaller bound than the current count lets the pool shrink as threads go
+ * idle. Returns 0 or -EINVAL. Any thread.
+ */
+int weft_blocking_set_max(unsigned max);
 
 /* ======================================================================== */
 /* Generators                                                               */

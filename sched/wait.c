@@ -33,7 +33,19 @@ void weft__waiter_signal(struct weft__waiter *w, int result)
     struct weft__task *t = w->task;
     w->result = result;
     if (t) {
-        weft__task_wake(t);   /* its CAS releases `result` to the task */
+        if (weft__worker_current()) {
+            weft__task_wake(t);   /* its CAS releases `result` to the task */
+            return;
+        }
+        /* A foreign thread waking a task: once the wake's CAS is done the
+         * task may run, finish and let weft_run free the runtime while we
+         * are still queueing it or waking a worker (rt->idle, rings). Hold
+         * the runtime (read lock) until the wake has returned. enter()
+         * cannot fail here: a waiting task keeps the runtime from stopping. */
+        struct weft__runtime *rt = weft__runtime_enter();
+        weft__task_wake(t);
+        if (rt)
+            weft__runtime_leave();
         return;
     }
     /* release: pairs with the acquire load in foreign_wait. After this
@@ -83,16 +95,26 @@ static int foreign_wait(struct weft__waiter *w, int64_t deadline)
 
 int weft__waiter_wait(struct weft__waiter *w, int64_t deadline)
 {
+    return weft__waiter_wait_flags(w, deadline, 0);
+}
+
+int weft__waiter_wait_flags(struct weft__waiter *w, int64_t deadline, unsigned flags)
+{
     struct weft__task *t = w->task;
     if (!t)
         return foreign_wait(w, deadline);
 
     /* Publish the wait for cancellation (task->lock orders it against
-     * weft_task_cancel, which sets the flag and claims under the lock). */
-    weft__spin_lock(&t->lock);
-    t->waiter = w;
-    bool cancelled = atomic_load_explicit(&t->cancelled, memory_order_relaxed);
-    weft__spin_unlock(&t->lock);
+     * weft_task_cancel, which sets the flag and claims under the lock).
+     * An uncancellable wait is not published, so no cancel can claim it. */
+    bool nocancel = flags & WEFT__WAIT_NOCANCEL;
+    bool cancelled = false;
+    if (!nocancel) {
+        weft__spin_lock(&t->lock);
+        t->waiter = w;
+        cancelled = atomic_load_explicit(&t->cancelled, memory_order_relaxed);
+        weft__spin_unlock(&t->lock);
+    }
 
     bool armed = false;
     if (cancelled) {
@@ -112,8 +134,10 @@ int weft__waiter_wait(struct weft__waiter *w, int64_t deadline)
     /* Whoever woke us, the timer must be gone before this frame is. */
     if (armed)
         weft__timer_disarm(&w->timer);
-    weft__spin_lock(&t->lock);
-    t->waiter = NULL;
-    weft__spin_unlock(&t->lock);
+    if (!nocancel) {
+        weft__spin_lock(&t->lock);
+        t->waiter = NULL;
+        weft__spin_unlock(&t->lock);
+    }
     return w->result;
 }

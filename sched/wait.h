@@ -76,4 +76,16 @@ static inline bool weft__waiter_wake(struct weft__waiter *w, int result)
  */
 int weft__waiter_wait(struct weft__waiter *w, int64_t deadline);
 
+/* Flags for weft__waiter_wait_flags. */
+#define WEFT__WAIT_NOCANCEL 1u  /* not ended by cancellation: the wait is not
+                                 * published to weft_task_cancel and the
+                                 * sticky flag is ignored. For waits that must
+                                 * finish even in a cancelled task (a task
+                                 * group's exit waiting for its children to
+                                 * acknowledge, a condition variable's
+                                 * re-lock). Deadlines still apply. */
+
+/* weft__waiter_wait with @flags (WEFT__WAIT_*); 0 is weft__waiter_wait. */
+int weft__waiter_wait_flags(struct weft__waiter *w, int64_t deadline, unsigned flags);
+
 #endif

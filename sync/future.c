@@ -1,0 +1,257 @@
+/*
+ * future.c — futures: one atomic transition out of PENDING (set, fail or
+ * cancel, under the future's lock), any number of awaiters on a wait queue
+ * (waitq.h), done-callbacks, and task-backed futures.
+ */
+#include "sync/future.h"
+#include "alloc/mem.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+/* Completion order across all futures (for as_completed). */
+static _Atomic uint64_t g_future_seq;
+
+int weft_future_new(weft_future **out)
+{
+    if (!out)
+        return -EINVAL;
+    weft_future *f = weft__mem_alloc(sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    atomic_store_explicit(&f->refs, 1, memory_order_relaxed);
+    atomic_store_explicit(&f->state, WEFT_FUTURE_PENDING, memory_order_relaxed);
+    *out = f;
+    return 0;
+}
+
+void weft_future_retain(weft_future *f)
+{
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed); /* relaxed: the
+                                * caller already holds a reference */
+}
+
+void weft_future_release(weft_future *f)
+{
+    if (!f)
+        return;
+    /* acq_rel: the release orders our uses before the free; the acquire in
+     * the last releaser sees every other holder's uses. */
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    struct weft__future_cb *cb = f->cbs;
+    while (cb) {
+        struct weft__future_cb *next = cb->next;
+        weft__mem_free(cb, sizeof(*cb));
+        cb = next;
+    }
+    weft__mem_free(f, sizeof(*f));
+}
+
+/* The one transition out of PENDING. */
+static int complete(weft_future *f, int state, void *value, int error)
+{
+    struct weft__wakelist wake = { 0 };
+    weft__spin_lock(&f->lock);
+    if (atomic_load_explicit(&f->state, memory_order_relaxed) != WEFT_FUTURE_PENDING) {
+        weft__spin_unlock(&f->lock);
+        return -EALREADY;
+    }
+    f->value = value;
+    f->error = error;
+    f->seq = atomic_fetch_add_explicit(&g_future_seq, 1, memory_order_relaxed) + 1;
+    /* release: pairs with the acquire loads of `state` in the lock-free
+     * readers (await's fast path, weft__future_outcome's callers). */
+    atomic_store_explicit(&f->state, state, memory_order_release);
+    weft__waitq_claim_all(&f->waiters, &wake);
+    struct weft__future_cb *cbs = f->cbs;
+    f->cbs = f->cbs_tail = NULL;
+    weft_task task = f->task;
+    /* Keep @f alive through the callbacks even if one releases it. */
+    if (cbs)
+        weft_future_retain(f);
+    weft__spin_unlock(&f->lock);
+
+    weft__wakelist_signal(&wake, 0);
+    if (state == WEFT_FUTURE_CANCELLED && task.ptr)
+        weft_task_cancel(task);   /* -ESRCH if it already finished: fine */
+    if (cbs) {
+        while (cbs) {
+            struct weft__future_cb *next = cbs->next;
+            cbs->fn(f, cbs->arg);
+            weft__mem_free(cbs, sizeof(*cbs));
+            cbs = next;
+        }
+        weft_future_release(f);
+    }
+    return 0;
+}
+
+int weft_future_set(weft_future *f, void *value)
+{
+    return complete(f, WEFT_FUTURE_VALUE, value, 0);
+}
+
+int weft_future_fail(weft_future *f, int error)
+{
+    if (error >= 0)
+        return -EINVAL;
+    return complete(f, WEFT_FUTURE_ERROR, NULL, error);
+}
+
+int weft_future_cancel(weft_future *f)
+{
+    return complete(f, WEFT_FUTURE_CANCELLED, NULL, -ECANCELED);
+}
+
+weft_future_state weft_future_state_get(const weft_future *f)
+{
+    /* acquire: pairs with complete()'s release store. */
+    return (weft_future_state)atomic_load_explicit(&f->state, memory_order_acquire);
+}
+
+int weft__future_outcome(const weft_future *f, void **value)
+{
+    switch (atomic_load_explicit(&f->state, memory_order_acquire)) { /* pairs with complete() */
+    case WEFT_FUTURE_VALUE:
+        if (value)
+            *value = f->value;
+        return 0;
+    case WEFT_FUTURE_ERROR:
+    case WEFT_FUTURE_CANCELLED:
+        return f->error;
+    default:
+        return -EAGAIN;
+    }
+}
+
+int weft_future_result(const weft_future *f, void **value)
+{
+    return weft__future_outcome(f, value);
+}
+
+bool weft__future_link(weft_future *f, struct weft__wnode *n)
+{
+    weft__spin_lock(&f->lock);
+    bool pending = atomic_load_explicit(&f->state, memory_order_relaxed) == WEFT_FUTURE_PENDING;
+    if (pending)
+        weft__waitq_push(&f->waiters, n);
+    weft__spin_unlock(&f->lock);
+    return pending;
+}
+
+void weft__future_unlink(weft_future *f, struct weft__wnode *n)
+{
+    weft__spin_lock(&f->lock);
+    weft__waitq_remove(&f->waiters, n);
+    weft__spin_unlock(&f->lock);
+}
+
+int weft__future_await(weft_future *f, void **value, int64_t deadline, unsigned flags)
+{
+    /* acquire: pairs with complete()'s release store (the fast path). */
+    if (atomic_load_explicit(&f->state, memory_order_acquire) == WEFT_FUTURE_PENDING) {
+        struct weft__waiter w;
+        struct weft__wnode n;
+        weft__waiter_init(&w);
+        weft__wnode_init(&n, &w, NULL, 0, NULL);
+        weft__spin_lock(&f->lock);
+        if (atomic_load_explicit(&f->state, memory_order_relaxed) == WEFT_FUTURE_PENDING) {
+            weft__waitq_push(&f->waiters, &n);
+            int rc = weft__waitq_block(&f->lock, &f->waiters, &n, deadline, flags);
+            if (rc)
+                return rc;   /* deadline or cancellation: wakers only send 0 */
+        } else {
+            weft__spin_unlock(&f->lock);
+        }
+    }
+    return weft__future_outcome(f, value);
+}
+
+int weft_future_await(weft_future *f, void **value, int64_t deadline)
+{
+    return weft__future_await(f, value, deadline, 0);
+}
+
+int weft_future_on_done(weft_future *f, weft_future_done_fn fn, void *arg)
+{
+    if (!fn)
+        return -EINVAL;
+    if (atomic_load_explicit(&f->state, memory_order_acquire) == WEFT_FUTURE_PENDING) {
+        struct weft__future_cb *cb = weft__mem_alloc(sizeof(*cb));
+        if (!cb)
+            return -ENOMEM;
+        cb->fn = fn;
+        cb->arg = arg;
+        weft__spin_lock(&f->lock);
+        if (atomic_load_explicit(&f->state, memory_order_relaxed) == WEFT_FUTURE_PENDING) {
+            if (f->cbs_tail)
+                f->cbs_tail->next = cb;
+            else
+                f->cbs = cb;
+            f->cbs_tail = cb;
+            weft__spin_unlock(&f->lock);
+            return 0;
+        }
+        weft__spin_unlock(&f->lock);
+        weft__mem_free(cb, sizeof(*cb));
+    }
+    fn(f, arg);
+    return 0;
+}
+
+/* ---- task-backed futures ------------------------------------------------ */
+
+struct spawn_rec {
+    weft_future *f;
+    weft_task_fn fn;
+    void *arg;
+};
+
+static void *spawned_main(void *p)
+{
+    struct spawn_rec r = *(struct spawn_rec *)p;
+    weft__mem_free(p, sizeof(struct spawn_rec));
+    void *v = r.fn(r.arg);
+    weft_future_set(r.f, v);     /* -EALREADY if cancelled meanwhile */
+    weft_future_release(r.f);
+    return NULL;
+}
+
+int weft_future_spawn(weft_future **out, weft_task_fn fn, void *arg)
+{
+    if (!out || !fn)
+        return -EINVAL;
+    weft_future *f;
+    int rc = weft_future_new(&f);
+    if (rc)
+        return rc;
+    struct spawn_rec *r = weft__mem_alloc(sizeof(*r));
+    if (!r) {
+        weft_future_release(f);
+        return -ENOMEM;
+    }
+    *r = (struct spawn_rec){ f, fn, arg };
+    atomic_store_explicit(&f->refs, 2, memory_order_relaxed); /* caller + task;
+                                * published by the spawn below */
+    /* Spawn joinable to learn the handle before the task can finish, then
+     * detach; the handle goes in under the lock so cancel sees it whole. */
+    weft_task t;
+    rc = weft_task_spawn(&t, spawned_main, r, NULL);
+    if (rc) {
+        weft__mem_free(r, sizeof(*r));
+        atomic_store_explicit(&f->refs, 1, memory_order_relaxed);
+        weft_future_release(f);
+        return rc;
+    }
+    weft__spin_lock(&f->lock);
+    f->task = t;
+    bool cancelled = atomic_load_explicit(&f->state, memory_order_relaxed) ==
+                     WEFT_FUTURE_CANCELLED;
+    weft__spin_unlock(&f->lock);
+    if (cancelled)
+        weft_task_cancel(t);
+    weft_task_detach(t);
+    *out = f;
+    return 0;
+}

@@ -1,0 +1,177 @@
+/*
+ * waitq.h — the wait queue every primitive in sync/ keeps its waiters in.
+ *
+ * A queue entry (struct weft__wnode) lives on the waiting task's (or
+ * foreign thread's) stack and points at a struct weft__waiter. Usually one
+ * entry per waiter; a select, or a wait for the first of many futures,
+ * links one entry per case into several queues, all pointing at the same
+ * waiter, so that exactly one of those queues' wakers can win it.
+ *
+ * Rules (they implement the lifetime rule of sched/wait.h):
+ *  1. A queue is guarded by its primitive's lock. Entries are linked,
+ *     unlinked and *claimed* only under that lock.
+ *  2. A waker unlinks every entry it looks at, whether or not its claim
+ *     succeeds (a failed claim means the wait already ended by deadline,
+ *     cancellation or another queue of the same select).
+ *  3. After a successful claim the waker records which entry won
+ *     (*fired = idx), may copy data through `elem`, and signals the waiter,
+ *     normally after dropping the lock; it touches neither the entry nor the
+ *     waiter after weft__waiter_signal().
+ *  4. A waiter whose wait returned anything but a waker's result (its
+ *     deadline, a cancellation) takes the lock and unlinks its entries that
+ *     are still `linked` before its frame goes. Since the waker unlinks what
+ *     it claims, a waiter that got a waker's result may skip that step for
+ *     the entry that fired (but not for a select's other entries).
+ */
+#ifndef WEFT_SYNC_WAITQ_H
+#define WEFT_SYNC_WAITQ_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "sched/wait.h"
+
+struct weft__wnode {
+    struct weft__waiter *w;          /* shared by the entries of one select */
+    struct weft__wnode *next, *prev;
+    void *elem;                      /* the primitive's payload pointer */
+    int idx;                         /* case index, reported through *fired */
+    int *fired;                      /* where the winning waker writes idx */
+    bool linked;
+};
+
+struct weft__waitq {
+    struct weft__wnode *head, *tail;
+};
+
+/* Whether a wait result came from a deadline, a cancellation or a failed
+ * timer arm, rather than from a waker of the primitive. */
+static inline bool weft__wait_aborted(int rc)
+{
+    return rc == -ETIMEDOUT || rc == -ECANCELED || rc == -ENOMEM;
+}
+
+static inline void weft__wnode_init(struct weft__wnode *n, struct weft__waiter *w,
+                                    void *elem, int idx, int *fired)
+{
+    n->w = w;
+    n->next = n->prev = NULL;
+    n->elem = elem;
+    n->idx = idx;
+    n->fired = fired;
+    n->linked = false;
+}
+
+/* Append @n. Under the primitive's lock. */
+static inline void weft__waitq_push(struct weft__waitq *q, struct weft__wnode *n)
+{
+    n->next = NULL;
+    n->prev = q->tail;
+    if (q->tail)
+        q->tail->next = n;
+    else
+        q->head = n;
+    q->tail = n;
+    n->linked = true;
+}
+
+/* Unlink @n if it is still linked. Under the primitive's lock. */
+static inline void weft__waitq_remove(struct weft__waitq *q, struct weft__wnode *n)
+{
+    if (!n->linked)
+        return;
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        q->head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        q->tail = n->prev;
+    n->next = n->prev = NULL;
+    n->linked = false;
+}
+
+/* Unlink entries from the front until one is claimed; return it (claimed,
+ * *fired set, not yet signalled) or NULL if the queue ran empty. Entries
+ * whose claim fails are dropped (rule 2). Under the primitive's lock. */
+static inline struct weft__wnode *weft__waitq_claim(struct weft__waitq *q)
+{
+    struct weft__wnode *n;
+    while ((n = q->head)) {
+        weft__waitq_remove(q, n);
+        if (weft__waiter_claim(n->w)) {
+            if (n->fired)
+                *n->fired = n->idx;
+            return n;
+        }
+    }
+    return NULL;
+}
+
+/* Whether some entry could still be claimed (a hint: the caller must still
+ * use weft__waitq_claim). Under the primitive's lock. */
+static inline bool weft__waitq_live(struct weft__waitq *q)
+{
+    for (struct weft__wnode *n = q->head; n; n = n->next)
+        if (!atomic_load_explicit(&n->w->claimed, memory_order_relaxed)) /* hint only */
+            return true;
+    return false;
+}
+
+/*
+ * A batch of claimed entries to signal after the lock is dropped (rule 3).
+ * Chained through the entries' `next`, which nobody else reads once the
+ * entry is unlinked and claimed.
+ */
+struct weft__wakelist {
+    struct weft__wnode *head;
+};
+
+static inline void weft__wakelist_add(struct weft__wakelist *l, struct weft__wnode *n)
+{
+    n->next = l->head;
+    l->head = n;
+}
+
+/* Signal every entry of @l with @result. Outside the lock. */
+static inline void weft__wakelist_signal(struct weft__wakelist *l, int result)
+{
+    struct weft__wnode *n = l->head;
+    while (n) {
+        struct weft__wnode *next = n->next;  /* read before the signal frees n */
+        weft__waiter_signal(n->w, result);
+        n = next;
+    }
+    l->head = NULL;
+}
+
+/* Wake every claimable entry of @q into @l. Under the primitive's lock. */
+static inline void weft__waitq_claim_all(struct weft__waitq *q, struct weft__wakelist *l)
+{
+    struct weft__wnode *n;
+    while ((n = weft__waitq_claim(q)))
+        weft__wakelist_add(l, n);
+}
+
+/*
+ * The common blocking step: @n (already pushed under @lock) waits; on an
+ * aborted wait it is unlinked under @lock. Returns the wait's result.
+ * Called with @lock held; returns with it released.
+ */
+static inline int weft__waitq_block(struct weft__spinlock *lock, struct weft__waitq *q,
+                                    struct weft__wnode *n, int64_t deadline,
+                                    unsigned flags)
+{
+    weft__spin_unlock(lock);
+    int rc = weft__waiter_wait_flags(n->w, deadline, flags);
+    if (weft__wait_aborted(rc)) {
+        weft__spin_lock(lock);
+        weft__waitq_remove(q, n);
+        weft__spin_unlock(lock);
+    }
+    return rc;
+}
+
+#endif

@@ -1,0 +1,395 @@
+/*
+ * test_channel.c — channels of the three kinds: constructors and every
+ * error, FIFO order, try operations, close (drain, then -EPIPE), foreign
+ * threads, and the stress test: producers and consumers on several
+ * workers with random deadlines and random cancellations of consumers,
+ * counting every item to show none is lost or delivered twice.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "weft.h"
+#include "tests/helpers.h"
+
+static void run_on(unsigned workers, void *(*fn)(void *), void *arg)
+{
+    weft_config cfg = { .workers = workers };
+    cr_assert_eq(weft_run(&cfg, fn, arg, NULL), 0);
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+enum kind { UNBOUNDED, BOUNDED, RENDEZVOUS };
+
+static weft_chan *make(enum kind k, size_t esize, size_t cap)
+{
+    weft_chan *c = NULL;
+    int rc = k == UNBOUNDED ? weft_chan_unbounded(&c, esize)
+           : k == BOUNDED   ? weft_chan_bounded(&c, esize, cap)
+                            : weft_chan_rendezvous(&c, esize);
+    cr_assert_eq(rc, 0);
+    return c;
+}
+
+/* ---- constructors, try ops, close --------------------------------------- */
+
+Test(channel, constructors_reject_bad_arguments, .timeout = 30)
+{
+    weft_chan *c;
+    cr_assert_eq(weft_chan_unbounded(NULL, 8), -EINVAL);
+    cr_assert_eq(weft_chan_bounded(&c, 8, 0), -EINVAL);   /* 0 is not "infinite" */
+    cr_assert_eq(weft_chan_bounded(&c, 1 << 20, 4), -EINVAL);
+    cr_assert_eq(weft_chan_rendezvous(NULL, 8), -EINVAL);
+    cr_assert_eq(weft_chan_send(NULL, "", 0), -EINVAL);
+    cr_assert_eq(weft_chan_close(NULL), -EINVAL);
+    cr_assert_eq(weft_chan_unbounded(&c, 0), 0);          /* signals only */
+    cr_assert_eq(weft_chan_send(c, NULL, WEFT_NEVER), 0);
+    cr_assert_eq(weft_chan_recv(c, NULL, WEFT_NEVER), 0);
+    weft_chan_free(c);
+    weft_chan_free(NULL);
+}
+
+Test(channel, try_ops_and_close_without_runtime, .timeout = 30)
+{
+    /* channels need no runtime: a foreign thread uses them directly */
+    int v;
+    weft_chan *b = make(BOUNDED, sizeof(int), 2);
+    cr_assert_eq(weft_chan_try_recv(b, &v), -EAGAIN);
+    cr_assert_eq(weft_chan_recv(b, &v, 0), -ETIMEDOUT);
+    cr_assert_eq(weft_chan_recv(b, &v, weft_deadline_in(1000000)), -ETIMEDOUT);
+    v = 1; cr_assert_eq(weft_chan_try_send(b, &v), 0);
+    v = 2; cr_assert_eq(weft_chan_send(b, &v, 0), 0);
+    v = 3; cr_assert_eq(weft_chan_try_send(b, &v), -EAGAIN);
+    cr_assert_eq(weft_chan_send(b, &v, weft_deadline_in(1000000)), -ETIMEDOUT);
+    cr_assert_eq(weft_chan_len(b), 2);
+    cr_assert_not(weft_chan_closed(b));
+    cr_assert_eq(weft_chan_close(b), 0);
+    cr_assert_eq(weft_chan_close(b), -EALREADY);
+    cr_assert(weft_chan_closed(b));
+    cr_assert_eq(weft_chan_send(b, &v, WEFT_NEVER), -EPIPE);
+    cr_assert_eq(weft_chan_try_send(b, &v), -EPIPE);
+    cr_assert_eq(weft_chan_recv(b, &v, WEFT_NEVER), 0);   /* drain first */
+    cr_assert_eq(v, 1);
+    cr_assert_eq(weft_chan_try_recv(b, &v), 0);
+    cr_assert_eq(v, 2);
+    cr_assert_eq(weft_chan_recv(b, &v, WEFT_NEVER), -EPIPE);
+    cr_assert_eq(weft_chan_try_recv(b, &v), -EPIPE);
+    weft_chan_free(b);
+
+    weft_chan *r = make(RENDEZVOUS, sizeof(int), 0);
+    cr_assert_eq(weft_chan_try_send(r, &v), -EAGAIN);    /* nobody receiving */
+    cr_assert_eq(weft_chan_try_recv(r, &v), -EAGAIN);
+    cr_assert_eq(weft_chan_len(r), 0);
+    weft_chan_free(r);
+
+    weft_chan *u = make(UNBOUNDED, sizeof(int), 0);
+    for (int i = 0; i < 1000; i++)                       /* grows, keeps order */
+        cr_assert_eq(weft_chan_try_send(u, &i), 0);
+    for (int i = 0; i < 500; i++) {
+        cr_assert_eq(weft_chan_try_recv(u, &v), 0);
+        cr_assert_eq(v, i);
+    }
+    for (int i = 1000; i < 1100; i++)                    /* wrap around, grow */
+        cr_assert_eq(weft_chan_try_send(u, &i), 0);
+    for (int i = 500; i < 1100; i++) {
+        cr_assert_eq(weft_chan_try_recv(u, &v), 0);
+        cr_assert_eq(v, i);
+    }
+    weft_chan_free(u);   /* freeing with items buffered is fine, too */
+    u = make(UNBOUNDED, sizeof(int), 0);
+    cr_assert_eq(weft_chan_try_send(u, &v), 0);
+    weft_chan_free(u);
+}
+
+/* close wakes blocked receivers (-EPIPE) and blocked senders (-EPIPE) */
+static void *blocked_recv(void *arg)
+{
+    int v;
+    return (void *)(intptr_t)weft_chan_recv(arg, &v, WEFT_NEVER);
+}
+
+static void *blocked_send(void *arg)
+{
+    int v = 5;
+    return (void *)(intptr_t)weft_chan_send(arg, &v, WEFT_NEVER);
+}
+
+static void *close_wakes_main(void *arg)
+{
+    /* every blocked party of one role wakes with -EPIPE */
+    struct { enum kind k; bool senders; } cfgs[] = {
+        { UNBOUNDED, false }, { BOUNDED, false }, { BOUNDED, true },
+        { RENDEZVOUS, false }, { RENDEZVOUS, true },
+    };
+    for (unsigned n = 0; n < sizeof(cfgs) / sizeof(cfgs[0]); n++) {
+        weft_chan *c = make(cfgs[n].k, sizeof(int), 1);
+        int v = 0;
+        if (cfgs[n].k == BOUNDED && cfgs[n].senders)
+            cr_assert_eq(weft_chan_send(c, &v, 0), 0);   /* fill it */
+        weft_task t[8];
+        for (int i = 0; i < 8; i++)
+            cr_assert_eq(weft_task_spawn(&t[i], cfgs[n].senders ? blocked_send : blocked_recv,
+                                         c, NULL), 0);
+        for (int i = 0; i < 30; i++)
+            weft_yield();
+        cr_assert_eq(weft_chan_close(c), 0);
+        for (int i = 0; i < 8; i++) {
+            void *r;
+            cr_assert_eq(weft_task_join(t[i], &r, WEFT_NEVER), 0);
+            cr_assert_eq((intptr_t)r, -EPIPE, "cfg %u task %d: %d", n, i, (int)(intptr_t)r);
+        }
+        if (cfgs[n].k == BOUNDED && cfgs[n].senders) {
+            cr_assert_eq(weft_chan_recv(c, &v, 0), 0);   /* the buffered one stays */
+            cr_assert_eq(weft_chan_recv(c, &v, 0), -EPIPE);
+        }
+        weft_chan_free(c);
+    }
+    return NULL;
+}
+
+Test(channel, close_wakes_everyone, .timeout = 30)
+{
+    run_on(4, close_wakes_main, NULL);
+}
+
+/* ---- FIFO order across workers ------------------------------------------ */
+
+struct fifo { weft_chan *c; uint64_t n; };
+
+static void *fifo_producer(void *arg)
+{
+    struct fifo *f = arg;
+    for (uint64_t i = 0; i < f->n; i++)
+        cr_assert_eq(weft_chan_send(f->c, &i, WEFT_NEVER), 0);
+    cr_assert_eq(weft_chan_close(f->c), 0);
+    return NULL;
+}
+
+static void *fifo_main(void *arg)
+{
+    for (int k = 0; k < 3; k++) {
+        struct fifo f = { make(k, sizeof(uint64_t), 8), test_scale(50000) };
+        weft_task p;
+        cr_assert_eq(weft_task_spawn(&p, fifo_producer, &f, NULL), 0);
+        uint64_t v, expect = 0;
+        int rc;
+        while ((rc = weft_chan_recv(f.c, &v, WEFT_NEVER)) == 0)
+            cr_assert_eq(v, expect++);
+        cr_assert_eq(rc, -EPIPE);
+        cr_assert_eq(expect, f.n);
+        weft_task_join(p, NULL, WEFT_NEVER);
+        weft_chan_free(f.c);
+    }
+    return NULL;
+}
+
+Test(channel, fifo_order_each_kind, .timeout = 60)
+{
+    run_on(2, fifo_main, NULL);
+}
+
+/* ---- foreign threads on both ends --------------------------------------- */
+
+struct foreign { weft_chan *c; uint64_t n; _Atomic uint64_t sum; };
+
+static void *foreign_producer(void *arg)
+{
+    struct foreign *f = arg;
+    for (uint64_t i = 1; i <= f->n; i++)
+        cr_assert_eq(weft_chan_send(f->c, &i, WEFT_NEVER), 0);
+    return NULL;
+}
+
+static void *foreign_consumer(void *arg)
+{
+    struct foreign *f = arg;
+    uint64_t v;
+    while (weft_chan_recv(f->c, &v, WEFT_NEVER) == 0)
+        atomic_fetch_add(&f->sum, v);
+    return NULL;
+}
+
+static void *task_producer(void *arg)
+{
+    return foreign_producer(arg);
+}
+
+static void *foreign_main(void *arg)
+{
+    struct foreign *f = arg;
+    weft_task t[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(weft_task_spawn(&t[i], task_producer, f, NULL), 0);
+    for (int i = 0; i < 2; i++)
+        weft_task_join(t[i], NULL, WEFT_NEVER);
+    return NULL;
+}
+
+Test(channel, foreign_threads_send_and_receive, .timeout = 60)
+{
+    for (int k = 0; k < 3; k++) {
+        struct foreign f = { make(k, sizeof(uint64_t), 4), test_scale(5000), 0 };
+        pthread_t prod[2], cons[2];
+        for (int i = 0; i < 2; i++) {
+            cr_assert_eq(pthread_create(&prod[i], NULL, foreign_producer, &f), 0);
+            cr_assert_eq(pthread_create(&cons[i], NULL, foreign_consumer, &f), 0);
+        }
+        run_on(3, foreign_main, &f);   /* two task producers meanwhile */
+        for (int i = 0; i < 2; i++)
+            pthread_join(prod[i], NULL);
+        weft_chan_close(f.c);
+        for (int i = 0; i < 2; i++)
+            pthread_join(cons[i], NULL);
+        cr_assert_eq(atomic_load(&f.sum), 4 * (f.n * (f.n + 1) / 2), "kind %d", k);
+        weft_chan_free(f.c);
+    }
+}
+
+/* ---- the stress test: timeouts and cancellations at handoff ------------- */
+
+#define NPROD 4
+#define NCONS 6
+
+struct stress {
+    weft_chan *c;
+    uint64_t per;                  /* items per producer */
+    _Atomic uint8_t *seen;         /* per item id: deliveries */
+    _Atomic uint64_t received, timeouts, cancels, send_timeouts;
+    uint64_t seed;
+};
+
+struct prod_arg { struct stress *s; uint64_t id; };
+
+static void *stress_producer(void *arg)
+{
+    struct prod_arg *p = arg;
+    struct stress *s = p->s;
+    uint64_t rng = s->seed ^ (p->id * 0x9E3779B97F4A7C15ull) ^ 1;
+    for (uint64_t i = 0; i < s->per; i++) {
+        uint64_t item = p->id * s->per + i;
+        for (;;) {
+            uint64_t r = xorshift(&rng);
+            int64_t dl = r % 4 == 0 ? weft_deadline_in((int64_t)(r % 20000)) : WEFT_NEVER;
+            int rc = weft_chan_send(s->c, &item, dl);
+            if (rc == 0) {
+                if (r % 8 == 3)
+                    weft_yield();   /* let consumers and cancels interleave */
+                break;
+            }
+            /* a failed send must not have delivered: we retry the same id,
+             * so a delivery here would show up as a duplicate */
+            cr_assert_eq(rc, -ETIMEDOUT, "seed %llu", (unsigned long long)s->seed);
+            atomic_fetch_add(&s->send_timeouts, 1);
+        }
+    }
+    return NULL;
+}
+
+static void *stress_consumer(void *arg)
+{
+    struct stress *s = arg;
+    uint64_t rng = s->seed ^ (uint64_t)(uintptr_t)&rng;
+    for (;;) {
+        uint64_t item, r = xorshift(&rng);
+        int64_t dl = r % 3 == 0 ? weft_deadline_in((int64_t)(r % 30000)) : WEFT_NEVER;
+        int rc = weft_chan_recv(s->c, &item, dl);
+        if (rc == 0) {
+            cr_assert_lt(item, NPROD * s->per);
+            uint8_t before = atomic_fetch_add(&s->seen[item], 1);
+            cr_assert_eq(before, 0, "seed %llu: item %llu delivered twice",
+                         (unsigned long long)s->seed, (unsigned long long)item);
+            atomic_fetch_add(&s->received, 1);
+            if (r % 4 == 1)
+                weft_yield();
+        } else if (rc == -ETIMEDOUT) {
+            atomic_fetch_add(&s->timeouts, 1);
+        } else if (rc == -ECANCELED) {
+            atomic_fetch_add(&s->cancels, 1);
+            return NULL;
+        } else {
+            cr_assert_eq(rc, -EPIPE);
+            return NULL;
+        }
+    }
+}
+
+static void *stress_main(void *arg)
+{
+    struct stress *s = arg;
+    uint64_t rng = s->seed;
+    struct prod_arg pa[NPROD];
+    weft_task prod[NPROD], cons[NCONS];
+    for (int i = 0; i < NCONS; i++)
+        cr_assert_eq(weft_task_spawn(&cons[i], stress_consumer, s, NULL), 0);
+    for (int i = 0; i < NPROD; i++) {
+        pa[i] = (struct prod_arg){ s, (uint64_t)i };
+        cr_assert_eq(weft_task_spawn(&prod[i], stress_producer, &pa[i], NULL), 0);
+    }
+    /* Cancel random consumers and replace them while items flow. */
+    while (atomic_load(&s->received) < NPROD * s->per * 9 / 10) {
+        uint64_t r = xorshift(&rng);
+        for (unsigned y = 0; y < r % 4; y++)
+            weft_yield();
+        int i = (int)(r % NCONS);
+        cr_assert_eq(weft_task_cancel(cons[i]), 0);
+        cr_assert_eq(weft_task_join(cons[i], NULL, WEFT_NEVER), 0);
+        cr_assert_eq(weft_task_spawn(&cons[i], stress_consumer, s, NULL), 0);
+    }
+    for (int i = 0; i < NPROD; i++)
+        cr_assert_eq(weft_task_join(prod[i], NULL, WEFT_NEVER), 0);
+    cr_assert_eq(weft_chan_close(s->c), 0);
+    for (int i = 0; i < NCONS; i++)
+        cr_assert_eq(weft_task_join(cons[i], NULL, WEFT_NEVER), 0);
+    return NULL;
+}
+
+static void stress(enum kind k, size_t cap)
+{
+    uint64_t seed = (uint64_t)weft_now() * 2654435761u | 1;
+    cr_log_info("channel stress kind %d seed %llu", k, (unsigned long long)seed);
+    for (unsigned round = 0; round < 6; round++) {
+        unsigned workers = round % 2 ? 8 : 4;
+        struct stress s = { .c = make(k, sizeof(uint64_t), cap), .per = test_scale(20000),
+                            .seed = seed + round };
+        s.seen = calloc(NPROD * s.per, 1);
+        run_on(workers, stress_main, &s);
+        cr_assert_eq(atomic_load(&s.received), NPROD * s.per,
+                     "seed %llu: %llu of %llu received", (unsigned long long)s.seed,
+                     (unsigned long long)atomic_load(&s.received),
+                     (unsigned long long)(NPROD * s.per));
+        for (uint64_t i = 0; i < NPROD * s.per; i++)
+            cr_assert_eq(atomic_load(&s.seen[i]), 1, "seed %llu item %llu",
+                         (unsigned long long)s.seed, (unsigned long long)i);
+        cr_log_info("workers %u: %llu recv timeouts, %llu cancels, %llu send timeouts", workers,
+                    (unsigned long long)s.timeouts, (unsigned long long)s.cancels,
+                    (unsigned long long)s.send_timeouts);
+        free((void *)s.seen);
+        weft_chan_free(s.c);
+    }
+}
+
+Test(channel, stress_rendezvous_timeouts_cancels, .timeout = 120)
+{
+    stress(RENDEZVOUS, 0);
+}
+
+Test(channel, stress_bounded_timeouts_cancels, .timeout = 120)
+{
+    stress(BOUNDED, 3);
+}
+
+Test(channel, stress_unbounded_timeouts_cancels, .timeout = 120)
+{
+    stress(UNBOUNDED, 0);
+}

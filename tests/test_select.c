@@ -1,0 +1,254 @@
+/*
+ * test_select.c — select over channel operations: ready cases, fairness
+ * among ready cases, deadlines, disabled (NULL) cases, closed channels,
+ * send cases, every error, and a stress of selecting producers and
+ * consumers with deadlines and cancellations that counts every item.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "weft.h"
+#include "tests/helpers.h"
+
+static void run_on(unsigned workers, void *(*fn)(void *), void *arg)
+{
+    weft_config cfg = { .workers = workers };
+    cr_assert_eq(weft_run(&cfg, fn, arg, NULL), 0);
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+Test(select, errors_and_timeouts, .timeout = 30)
+{
+    weft_chan *a;
+    int v = 0;
+    cr_assert_eq(weft_chan_bounded(&a, sizeof(int), 1), 0);
+    weft_select_case bad[] = { { a, 7, &v, 0 } };
+    cr_assert_eq(weft_select(bad, 1, 0), -EINVAL);
+    cr_assert_eq(weft_select(NULL, 1, 0), -EINVAL);
+    weft_select_case big[WEFT_SELECT_MAX + 1] = { { 0 } };
+    cr_assert_eq(weft_select(big, WEFT_SELECT_MAX + 1, 0), -EINVAL);
+    weft_select_case noelem[] = { { a, WEFT_SELECT_RECV, NULL, 0 } };
+    cr_assert_eq(weft_select(noelem, 1, 0), -EINVAL);
+    /* nothing ready: a past deadline polls, a near one waits */
+    weft_select_case rc1[] = { { a, WEFT_SELECT_RECV, &v, 0 }, { NULL, WEFT_SELECT_SEND, &v, 0 } };
+    cr_assert_eq(weft_select(rc1, 2, 0), -ETIMEDOUT);
+    int64_t t0 = weft_now();
+    cr_assert_eq(weft_select(rc1, 2, t0 + 2000000), -ETIMEDOUT);
+    cr_assert_geq(weft_now() - t0, 2000000);
+    cr_assert_eq(weft_select(NULL, 0, 0), -ETIMEDOUT);   /* empty select */
+    /* a send case completes, then a recv case */
+    int x = 11, y = 0;
+    weft_select_case s[] = { { a, WEFT_SELECT_SEND, &x, -1 } };
+    cr_assert_eq(weft_select(s, 1, 0), 0);
+    cr_assert_eq(s[0].result, 0);
+    cr_assert_eq(weft_select(s, 1, 0), -ETIMEDOUT);      /* full now */
+    weft_select_case r[] = { { NULL, WEFT_SELECT_RECV, &y, 0 }, { a, WEFT_SELECT_RECV, &y, -1 } };
+    cr_assert_eq(weft_select(r, 2, 0), 1);
+    cr_assert_eq(r[1].result, 0);
+    cr_assert_eq(y, 11);
+    /* closed: recv and send cases are ready with -EPIPE */
+    cr_assert_eq(weft_chan_close(a), 0);
+    cr_assert_eq(weft_select(r, 2, WEFT_NEVER), 1);
+    cr_assert_eq(r[1].result, -EPIPE);
+    cr_assert_eq(weft_select(s, 1, WEFT_NEVER), 0);
+    cr_assert_eq(s[0].result, -EPIPE);
+    weft_chan_free(a);
+}
+
+/* ---- fairness among ready cases ----------------------------------------- */
+
+Test(select, fair_among_ready_cases, .timeout = 30)
+{
+    weft_chan *c[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(weft_chan_unbounded(&c[i], sizeof(int)), 0);
+    int counts[3] = { 0 }, v = 0;
+    enum { N = 3000 };
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < N; k++)
+            cr_assert_eq(weft_chan_send(c[i], &k, 0), 0);
+    weft_select_case cs[3];
+    for (int i = 0; i < 3; i++)
+        cs[i] = (weft_select_case){ c[i], WEFT_SELECT_RECV, &v, 0 };
+    for (int k = 0; k < N; k++) {
+        int i = weft_select(cs, 3, 0);
+        cr_assert(i >= 0 && i < 3);
+        counts[i]++;
+    }
+    for (int i = 0; i < 3; i++) {
+        cr_assert_gt(counts[i], N / 3 - N / 10, "case %d chosen %d of %d", i, counts[i], N);
+        weft_chan_free(c[i]);
+    }
+}
+
+/* ---- a select that waits is woken by the channel that becomes ready ---- */
+
+struct wake { weft_chan *c[4]; };
+
+static void *late_sender(void *arg)
+{
+    weft_chan *c = arg;
+    int v = 77;
+    weft_yield();
+    cr_assert_eq(weft_chan_send(c, &v, WEFT_NEVER), 0);
+    return NULL;
+}
+
+static void *wake_main(void *arg)
+{
+    for (int round = 0; round < 200; round++) {
+        weft_chan *c[4];
+        for (int i = 0; i < 4; i++)
+            cr_assert_eq(weft_chan_rendezvous(&c[i], sizeof(int)), 0);
+        int v[4] = { 0 };
+        weft_select_case cs[4];
+        for (int i = 0; i < 4; i++)
+            cs[i] = (weft_select_case){ c[i], WEFT_SELECT_RECV, &v[i], -1 };
+        weft_task t;
+        int which = round % 4;
+        cr_assert_eq(weft_task_spawn(&t, late_sender, c[which], NULL), 0);
+        cr_assert_eq(weft_select(cs, 4, WEFT_NEVER), which);
+        cr_assert_eq(v[which], 77);
+        cr_assert_eq(cs[which].result, 0);
+        weft_task_join(t, NULL, WEFT_NEVER);
+        for (int i = 0; i < 4; i++)
+            weft_chan_free(c[i]);
+    }
+    return NULL;
+}
+
+Test(select, waiting_select_woken_by_ready_channel, .timeout = 30)
+{
+    run_on(3, wake_main, NULL);
+}
+
+/* ---- stress: selecting producers and consumers -------------------------- */
+
+#define SP 4
+#define SC 4
+
+struct sstress {
+    weft_chan *a, *b;
+    uint64_t per;
+    _Atomic uint8_t *seen;
+    _Atomic uint64_t received;
+    _Atomic int producers_left;
+    uint64_t seed;
+};
+
+struct sp_arg { struct sstress *s; uint64_t id; };
+
+static void *sel_producer(void *arg)
+{
+    struct sp_arg *p = arg;
+    struct sstress *s = p->s;
+    uint64_t rng = s->seed ^ (p->id + 1) * 0x9E3779B97F4A7C15ull;
+    for (uint64_t i = 0; i < s->per; i++) {
+        uint64_t item = p->id * s->per + i;
+        weft_select_case cs[2] = { { s->a, WEFT_SELECT_SEND, &item, -1 },
+                                   { s->b, WEFT_SELECT_SEND, &item, -1 } };
+        for (;;) {
+            uint64_t r = xorshift(&rng);
+            int64_t dl = r % 3 == 0 ? weft_deadline_in((int64_t)(r % 20000)) : WEFT_NEVER;
+            int rc = weft_select(cs, 2, dl);
+            if (rc >= 0) {
+                cr_assert_eq(cs[rc].result, 0);
+                break;
+            }
+            cr_assert_eq(rc, -ETIMEDOUT, "seed %llu", (unsigned long long)s->seed);
+        }
+    }
+    if (atomic_fetch_sub(&s->producers_left, 1) == 1) {
+        weft_chan_close(s->a);
+        weft_chan_close(s->b);
+    }
+    return NULL;
+}
+
+static void *sel_consumer(void *arg)
+{
+    struct sstress *s = arg;
+    uint64_t rng = s->seed ^ (uint64_t)(uintptr_t)&rng;
+    uint64_t va, vb;
+    weft_select_case cs[2] = { { s->a, WEFT_SELECT_RECV, &va, -1 },
+                               { s->b, WEFT_SELECT_RECV, &vb, -1 } };
+    for (;;) {
+        uint64_t r = xorshift(&rng);
+        int64_t dl = r % 3 == 0 ? weft_deadline_in((int64_t)(r % 30000)) : WEFT_NEVER;
+        int rc = weft_select(cs, 2, dl);
+        if (rc == -ETIMEDOUT)
+            continue;
+        if (rc == -ECANCELED)
+            return NULL;
+        cr_assert(rc == 0 || rc == 1, "rc %d", rc);
+        if (cs[rc].result == -EPIPE) {
+            cs[rc].chan = NULL;               /* that one is done */
+            if (!cs[0].chan && !cs[1].chan)
+                return NULL;
+            continue;
+        }
+        uint64_t item = rc == 0 ? va : vb;
+        cr_assert_lt(item, SP * s->per);
+        cr_assert_eq(atomic_fetch_add(&s->seen[item], 1), 0, "seed %llu: item %llu twice",
+                     (unsigned long long)s->seed, (unsigned long long)item);
+        atomic_fetch_add(&s->received, 1);
+    }
+}
+
+static void *sstress_main(void *arg)
+{
+    struct sstress *s = arg;
+    uint64_t rng = s->seed;
+    struct sp_arg pa[SP];
+    weft_task prod[SP], cons[SC];
+    for (int i = 0; i < SC; i++)
+        cr_assert_eq(weft_task_spawn(&cons[i], sel_consumer, s, NULL), 0);
+    for (int i = 0; i < SP; i++) {
+        pa[i] = (struct sp_arg){ s, (uint64_t)i };
+        cr_assert_eq(weft_task_spawn(&prod[i], sel_producer, &pa[i], NULL), 0);
+    }
+    while (atomic_load(&s->received) < SP * s->per * 8 / 10) {
+        uint64_t r = xorshift(&rng);
+        for (unsigned y = 0; y < r % 8; y++)
+            weft_yield();
+        int i = (int)(r % SC);
+        weft_task_cancel(cons[i]);
+        cr_assert_eq(weft_task_join(cons[i], NULL, WEFT_NEVER), 0);
+        cr_assert_eq(weft_task_spawn(&cons[i], sel_consumer, s, NULL), 0);
+    }
+    for (int i = 0; i < SP; i++)
+        cr_assert_eq(weft_task_join(prod[i], NULL, WEFT_NEVER), 0);
+    for (int i = 0; i < SC; i++)
+        cr_assert_eq(weft_task_join(cons[i], NULL, WEFT_NEVER), 0);
+    return NULL;
+}
+
+Test(select, stress_select_timeouts_cancels, .timeout = 120)
+{
+    uint64_t seed = (uint64_t)weft_now() * 2654435761u | 1;
+    cr_log_info("select stress seed %llu", (unsigned long long)seed);
+    for (unsigned round = 0; round < 4; round++) {
+        struct sstress s = { .per = test_scale(10000), .seed = seed + round,
+                             .producers_left = SP };
+        cr_assert_eq(weft_chan_rendezvous(&s.a, sizeof(uint64_t)), 0);
+        cr_assert_eq(weft_chan_bounded(&s.b, sizeof(uint64_t), 2), 0);
+        s.seen = calloc(SP * s.per, 1);
+        run_on(round % 2 ? 8 : 4, sstress_main, &s);
+        cr_assert_eq(atomic_load(&s.received), SP * s.per, "seed %llu",
+                     (unsigned long long)s.seed);
+        free((void *)s.seen);
+        weft_chan_free(s.a);
+        weft_chan_free(s.b);
+    }
+}
