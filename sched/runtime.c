@@ -58,6 +58,12 @@ struct weft__runtime *weft__runtime_enter(void)
     return NULL;
 }
 
+struct weft__runtime *weft__runtime_hold(void)
+{
+    pthread_rwlock_rdlock(&g_rt_lock);
+    return weft__runtime_get();
+}
+
 void weft__runtime_leave(void)
 {
     pthread_rwlock_unlock(&g_rt_lock);

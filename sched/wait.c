@@ -40,12 +40,11 @@ void weft__waiter_signal(struct weft__waiter *w, int result)
         /* A foreign thread waking a task: once the wake's CAS is done the
          * task may run, finish and let weft_run free the runtime while we
          * are still queueing it or waking a worker (rt->idle, rings). Hold
-         * the runtime (read lock) until the wake has returned. enter()
-         * cannot fail here: a waiting task keeps the runtime from stopping. */
-        struct weft__runtime *rt = weft__runtime_enter();
+         * the runtime (read lock; also during shutdown) until the wake has
+         * returned: weft_run frees it only under the write lock. */
+        weft__runtime_hold();
         weft__task_wake(t);
-        if (rt)
-            weft__runtime_leave();
+        weft__runtime_leave();
         return;
     }
     /* release: pairs with the acquire load in foreign_wait. After this

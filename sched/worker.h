@@ -113,6 +113,9 @@ struct weft__runtime *weft__runtime_get(void);
  * weft__runtime_leave(); NULL (nothing held) when none runs or it is
  * shutting down. */
 struct weft__runtime *weft__runtime_enter(void);
+/* Like enter, but holds the lock even while shutting down (or with no
+ * runtime: returns NULL, still holding it). Always pair with leave. */
+struct weft__runtime *weft__runtime_hold(void);
 void weft__runtime_leave(void);
 
 /* Make @t runnable from the calling context: the LIFO slot when @lifo and
