@@ -257,16 +257,18 @@ int weft_run(const weft_config *cfg, weft_task_fn main_fn, void *arg, void **res
 
     for (unsigned i = 0; i < started; i++)
         pthread_join(rt->workers[i].thread, NULL);
-    /* Rings go only now: until every worker has stopped, any of them may
-     * still post a wake-up into another's ring or eventfd. */
-    for (unsigned i = 0; i < started; i++)
-        if (!rt->workers[i].init_error)
-            weft__ring_destroy(&rt->workers[i].ring);
-
     weft__overflow_uninstall();
+    /* The write lock waits out foreign threads still inside a wake-up
+     * (wait.c) or a spawn; after it nobody can reach the runtime. */
     pthread_rwlock_wrlock(&g_rt_lock);
     atomic_store_explicit(&g_rt, NULL, memory_order_release);
     pthread_rwlock_unlock(&g_rt_lock);
+    /* Rings go only now: until every worker has stopped and every foreign
+     * waker has left, any of them may post a wake-up into a ring or its
+     * eventfd. */
+    for (unsigned i = 0; i < started; i++)
+        if (!rt->workers[i].init_error)
+            weft__ring_destroy(&rt->workers[i].ring);
     if (rc == 0 && result)
         *result = rt->main_result;
     runtime_free(rt);
