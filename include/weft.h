@@ -148,12 +148,12 @@ typedef struct weft_task_opts {
     size_t      stack_size;
 } weft_task_opts;
 
-#define WEFT_TASK_NAME_MAX 24
+#define WEFT_TASK_NAME_MAX 16
 
 /**
  * weft_task_spawn - create a task that runs @fn(@arg) and make it runnable.
  * The task gets its stack only when it first runs, so a spawned task that
- * has not started costs only its control block (about 200 bytes).
+ * has not started costs only its control block (128 bytes).
  *
  * @out: receives the handle; the task must later be joined or detached.
  *       NULL spawns the task detached.

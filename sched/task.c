@@ -159,7 +159,7 @@ void weft__task_entry(void *arg)
     struct weft__task *t = arg;
     WEFT__ASAN_FINISH(NULL);
     weft__sched_after_switch(weft__worker_current());
-    t->result = t->fn(t->arg);
+    t->result = t->fn(t->arg);     /* result replaces arg (a union) */
     weft__sched_switch(weft__worker_current(), WEFT__SW_EXIT);
     __builtin_unreachable();
 }
@@ -207,11 +207,10 @@ void weft__task_setup(struct weft__task *t, weft_task_fn fn, void *arg, const ch
 {
     t->fn = fn;
     t->arg = arg;
-    t->result = NULL;
     t->start_error = 0;
     t->next = NULL;
     t->stack.base = NULL;
-    t->stack_size = stack_size;
+    t->stack.size = stack_size;
     t->join = join;
     t->waiter = NULL;
     t->is_root = false;

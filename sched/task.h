@@ -53,24 +53,28 @@ enum weft__task_state {
  * TCB and 1 is the root task (the runtime's main wrapper). */
 #define WEFT__ROOT_ID ((uint64_t)1)
 
+/* 104 bytes in normal builds: two cache lines per task (the pool rounds
+ * to 64), so a million unstarted tasks take 128 MB. */
 struct weft__task {
     struct weft__ctx ctx;          /* saved stack pointer while not running */
     _Atomic uint32_t state;        /* enum weft__task_state */
     int start_error;               /* -ENOMEM when no stack could be had */
     struct weft__task *next;       /* link in one queue: inject, yield, free list */
     weft_task_fn fn;
-    void *arg;
-    void *result;
-    struct weft__stack stack;      /* base == NULL until the first run */
-    size_t stack_size;             /* wanted size, already rounded */
+    union {
+        void *arg;                 /* until the body starts */
+        void *result;              /* once it has returned */
+    };
+    /* base == NULL until the first run; size is then the wanted size
+     * (0 = the runtime's default), afterwards the size given. */
+    struct weft__stack stack;
     _Atomic uint64_t id;           /* unique; 0 while the TCB is free */
 
     struct weft__spinlock lock;    /* guards join, waiter, cancelled */
+    _Atomic bool cancelled;        /* sticky; read unlocked as a hint */
+    bool is_root;                  /* the runtime's main wrapper task */
     uintptr_t join;
     struct weft__waiter *waiter;   /* the wait in progress, for cancellation */
-    _Atomic bool cancelled;        /* sticky; read unlocked as a hint */
-
-    bool is_root;                  /* the runtime's main wrapper task */
 
     char name[WEFT_TASK_NAME_MAX];
 #ifdef WEFT_ASAN

@@ -371,7 +371,7 @@ static bool prepare(struct weft__worker *w, struct weft__task *t)
 {
     if (t->stack.base)
         return true;
-    size_t size = t->stack_size ? t->stack_size : w->stacks.size;
+    size_t size = t->stack.size ? t->stack.size : w->stacks.size;
     if (weft__stack_get(&w->stacks, size, &t->stack) != 0) {
         t->start_error = -ENOMEM;
         t->result = NULL;
