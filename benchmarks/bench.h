@@ -34,6 +34,7 @@ struct bench {
 };
 
 /* Each bench_*.c defines one of these. */
-extern const struct bench bench_switch, bench_spawn, bench_skynet, bench_fib;
+extern const struct bench bench_switch, bench_spawn, bench_skynet, bench_fib,
+    bench_pingpong, bench_oneshot, bench_handoff, bench_mpmc;
 
 #endif

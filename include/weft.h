@@ -804,7 +804,67 @@ int weft_blocking_set_max(unsigned max);
 /* Generators                                                               */
 /* ======================================================================== */
 
-/* (declarations of this section go here) */
+/*
+ * A generator (an async iterator; Python's async generator): a body
+ * running in its own task yields values one at a time to a consumer that
+ * pulls them with weft_gen_next. The body runs only as far ahead as the
+ * consumer asks: each weft_gen_yield waits until the value is taken. When
+ * the body returns, the consumer gets -EPIPE (the end) after the last
+ * value, or the body's failure (its negative return; a positive one reads
+ * -ECHILD). Example, a ticker:
+ *
+ *     static int ticker(weft_gen *g, void *arg) {
+ *         int64_t period = *(int64_t *)arg, next = weft_now();
+ *         for (;;) {
+ *             next += period;
+ *             int rc = weft_sleep_until(next);
+ *             if (rc == 0) rc = weft_gen_yield(g, &next, WEFT_NEVER);
+ *             if (rc) return rc == -EPIPE || rc == -ECANCELED ? 0 : rc;
+ *         }
+ *     }
+ *     weft_gen *g; int64_t tick, period = 1000000;
+ *     weft_gen_new(&g, sizeof(int64_t), ticker, &period);
+ *     for (int i = 0; i < 10 && weft_gen_next(g, &tick, WEFT_NEVER) == 0; i++)
+ *         ...;
+ *     weft_gen_close(g);
+ */
+typedef struct weft_gen weft_gen;
+
+/** weft_gen_fn - a generator's body; 0 for a normal end, else a failure. */
+typedef int (*weft_gen_fn)(weft_gen *g, void *arg);
+
+/**
+ * weft_gen_new - start a generator of @elem_size-byte values whose body
+ * @fn(g, @arg) runs in a new task.
+ * Returns 0, -EINVAL (@out or @fn NULL, @elem_size over 64 KiB), -ENOMEM,
+ * -ESRCH (no runtime). Any thread.
+ */
+int weft_gen_new(weft_gen **out, size_t elem_size, weft_gen_fn fn, void *arg);
+
+/**
+ * weft_gen_yield - from the body: hand the value at @elem to the consumer,
+ * waiting until it takes it or @deadline.
+ * Returns 0, or -EPIPE (the consumer closed the generator), -ECANCELED
+ * (likewise: the body is cancelled by weft_gen_close), -ETIMEDOUT. On
+ * -EPIPE or -ECANCELED the body should return. The body's task only.
+ */
+int weft_gen_yield(weft_gen *g, const void *elem, int64_t deadline);
+
+/**
+ * weft_gen_next - take the next value into @out, waiting for the body to
+ * yield it, or @deadline.
+ * Returns 0, -EPIPE (the body returned 0: no more values), the body's
+ * failure, -ETIMEDOUT, -ECANCELED, -EINVAL. One consumer at a time; any
+ * thread.
+ */
+int weft_gen_next(weft_gen *g, void *out, int64_t deadline);
+
+/**
+ * weft_gen_close - stop the generator: cancel its body, wait (uncancellably)
+ * until the body has returned, and free @g. NULL is ignored. Call once, by
+ * the consumer; any thread.
+ */
+void weft_gen_close(weft_gen *g);
 
 /* ======================================================================== */
 /* IO                                                                       */

@@ -1,0 +1,184 @@
+/*
+ * blocking.c — the blocking pool (asyncio's run_in_executor, Tokio's
+ * spawn_blocking): blocking functions run on plain pthreads, and the task
+ * that wants the result awaits a future, so its worker stays free.
+ *
+ * The pool is per process and lazy: the first job starts a thread; a job
+ * that finds no idle thread starts another, up to `max` (then jobs queue);
+ * a thread idle for `idle_ns` exits, so an unused pool shrinks to no
+ * threads. It is independent of weft_run (jobs may be submitted from any
+ * thread, with or without a runtime) and holds no memory while idle
+ * beyond this static state, so nothing leaks at exit.
+ *
+ * Lifetime of a job's result: the job holds its own reference to the
+ * future it completes, so an awaiter that times out or is cancelled just
+ * drops its reference; the job still runs to completion, sets the future
+ * (nobody listening) and the last release frees it.
+ */
+#define _GNU_SOURCE
+#include "sync/blocking.h"
+#include "weft.h"
+#include "alloc/mem.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <time.h>
+
+#define WEFT__BLOCKING_MAX_DEFAULT 64
+#define WEFT__BLOCKING_MAX_LIMIT   1024
+
+struct job {
+    struct job *next;
+    weft_blocking_fn fn;
+    void *arg;
+    weft_future *f;
+};
+
+/* All fields under `mu`. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;          /* CLOCK_MONOTONIC, set up once */
+    struct job *head, *tail;
+    unsigned threads, idle, wakes, max;
+    int64_t idle_ns;
+} g_pool = { .mu = PTHREAD_MUTEX_INITIALIZER, .max = WEFT__BLOCKING_MAX_DEFAULT,
+             .idle_ns = 10LL * 1000000000 };
+static pthread_once_t g_pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_init(void)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&g_pool.cv, &a);
+    pthread_condattr_destroy(&a);
+}
+
+void weft__blocking_set_idle_ns(int64_t ns)
+{
+    pthread_once(&g_pool_once, pool_init);
+    pthread_mutex_lock(&g_pool.mu);
+    g_pool.idle_ns = ns;
+    pthread_cond_broadcast(&g_pool.cv);   /* re-arm the idle timeouts */
+    pthread_mutex_unlock(&g_pool.mu);
+}
+
+static void *pool_thread(void *unused)
+{
+    pthread_mutex_lock(&g_pool.mu);
+    for (;;) {
+        while (!g_pool.head) {
+            int64_t until = weft_now() + g_pool.idle_ns;
+            struct timespec ts = { until / 1000000000, until % 1000000000 };
+            g_pool.idle++;
+            int rc = pthread_cond_timedwait(&g_pool.cv, &g_pool.mu, &ts);
+            g_pool.idle--;
+            if (g_pool.wakes)
+                g_pool.wakes--;
+            if (!g_pool.head && rc == ETIMEDOUT && weft_now() >= until) {
+                g_pool.threads--;
+                pthread_mutex_unlock(&g_pool.mu);
+                return NULL;
+            }
+        }
+        struct job *j = g_pool.head;
+        if (!(g_pool.head = j->next))
+            g_pool.tail = NULL;
+        pthread_mutex_unlock(&g_pool.mu);
+
+        void *v = j->fn(j->arg);
+        weft_future_set(j->f, v);      /* wakes the awaiter, if any is left */
+        weft_future_release(j->f);
+        weft__mem_free(j, sizeof(*j));
+
+        pthread_mutex_lock(&g_pool.mu);
+    }
+}
+
+int weft_blocking_spawn(weft_future **out, weft_blocking_fn fn, void *arg)
+{
+    if (!out || !fn)
+        return -EINVAL;
+    pthread_once(&g_pool_once, pool_init);
+    struct job *j = weft__mem_alloc(sizeof(*j));
+    if (!j)
+        return -ENOMEM;
+    int rc = weft_future_new(&j->f);
+    if (rc) {
+        weft__mem_free(j, sizeof(*j));
+        return rc;
+    }
+    weft_future_retain(j->f);          /* one for the job, one for the caller */
+    weft_future *f = j->f;             /* j may be run and freed once queued */
+    j->fn = fn;
+    j->arg = arg;
+
+    pthread_mutex_lock(&g_pool.mu);
+    if (g_pool.tail)
+        g_pool.tail->next = j;
+    else
+        g_pool.head = j;
+    g_pool.tail = j;
+    rc = 0;
+    if (g_pool.idle > g_pool.wakes) {
+        g_pool.wakes++;
+        pthread_cond_signal(&g_pool.cv);
+    } else if (g_pool.threads < g_pool.max) {
+        pthread_t th;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &a, pool_thread, NULL) == 0)
+            g_pool.threads++;
+        else if (g_pool.threads == 0)
+            rc = -EAGAIN;              /* nobody would ever run it */
+        pthread_attr_destroy(&a);
+    }
+    if (rc) {                          /* take the job back out: it is the tail */
+        struct job **p = &g_pool.head;
+        while (*p != j)
+            p = &(*p)->next;
+        *p = NULL;
+        g_pool.tail = NULL;
+        for (struct job *k = g_pool.head; k; k = k->next)
+            g_pool.tail = k;
+    }
+    pthread_mutex_unlock(&g_pool.mu);
+    if (rc) {
+        weft_future_release(j->f);
+        weft_future_release(j->f);
+        weft__mem_free(j, sizeof(*j));
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+int weft_blocking_run(weft_blocking_fn fn, void *arg, void **result, int64_t deadline)
+{
+    weft_future *f;
+    int rc = weft_blocking_spawn(&f, fn, arg);
+    if (rc)
+        return rc;
+    rc = weft_future_await(f, result, deadline);
+    weft_future_release(f);            /* on a timeout the job keeps its own */
+    return rc;
+}
+
+unsigned weft_blocking_threads(void)
+{
+    pthread_mutex_lock(&g_pool.mu);
+    unsigned n = g_pool.threads;
+    pthread_mutex_unlock(&g_pool.mu);
+    return n;
+}
+
+int weft_blocking_set_max(unsigned max)
+{
+    if (max == 0 || max > WEFT__BLOCKING_MAX_LIMIT)
+        return -EINVAL;
+    pthread_mutex_lock(&g_pool.mu);
+    g_pool.max = max;
+    pthread_mutex_unlock(&g_pool.mu);
+    return 0;
+}
