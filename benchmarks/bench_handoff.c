@@ -45,5 +45,7 @@ static int body(const struct bench_opts *o)
     return bad || h.bad;
 }
 
-const struct bench bench_handoff = { "handoff", 100000, body,
-    "a foreign thread and a task answer each other through futures (n round trips)" };
+const struct bench bench_handoff = {
+    .name = "handoff", .default_n = 100000, .body = body,
+    .help = "a foreign thread and a task answer each other through futures (n round trips)",
+};

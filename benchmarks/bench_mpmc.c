@@ -52,5 +52,7 @@ static int body(const struct bench_opts *o)
     return bad || m.count != 4 * m.per || m.sum != 4 * (m.per * (m.per + 1) / 2);
 }
 
-const struct bench bench_mpmc = { "mpmc", 10000000, body,
-    "4 producers, 4 consumers, one bounded(1024) channel (n items)" };
+const struct bench bench_mpmc = {
+    .name = "mpmc", .default_n = 10000000, .body = body,
+    .help = "4 producers, 4 consumers, one bounded(1024) channel (n items)",
+};

@@ -40,5 +40,7 @@ static int body(const struct bench_opts *o)
     return bad;
 }
 
-const struct bench bench_oneshot = { "oneshot", 1000000, body,
-    "request over a channel, reply through a fresh future (n round trips)" };
+const struct bench bench_oneshot = {
+    .name = "oneshot", .default_n = 1000000, .body = body,
+    .help = "request over a channel, reply through a fresh future (n round trips)",
+};

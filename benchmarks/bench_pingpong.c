@@ -41,5 +41,7 @@ static int body(const struct bench_opts *o)
     return bad || r || v != o->n;
 }
 
-const struct bench bench_pingpong = { "pingpong", 1000000, body,
-    "two tasks exchange an integer over two rendezvous channels (n round trips)" };
+const struct bench bench_pingpong = {
+    .name = "pingpong", .default_n = 1000000, .body = body,
+    .help = "two tasks exchange an integer over two rendezvous channels (n round trips)",
+};
