@@ -139,19 +139,21 @@ void weft__stack_pool_destroy(struct weft__stack_pool *p)
 
 int weft__stack_get(struct weft__stack_pool *p, size_t size, struct weft__stack *out)
 {
+    int rc = 0;
     if (size == p->size && p->count) {
         *out = p->free[--p->count];
-#ifdef WEFT_TSAN
-        if (++out->tsan_uses >= WEFT__TSAN_FIBER_USES) {
-            __tsan_destroy_fiber(out->tsan_fiber);   /* not the current one */
-            out->tsan_fiber = __tsan_create_fiber(0);
-            out->tsan_uses = 0;
-        }
-#endif
-        return 0;
+    } else {
+        __atomic_store_n(&p->mapped, p->mapped + 1, __ATOMIC_RELAXED); /* read by stats */
+        rc = stack_map(size, out);
     }
-    __atomic_store_n(&p->mapped, p->mapped + 1, __ATOMIC_RELAXED); /* read by stats */
-    return stack_map(size, out);
+#ifdef WEFT_TSAN
+    if (rc == 0 && ++out->tsan_uses >= WEFT__TSAN_FIBER_USES) {
+        __tsan_destroy_fiber(out->tsan_fiber);   /* not the current one */
+        out->tsan_fiber = __tsan_create_fiber(0);
+        out->tsan_uses = 0;
+    }
+#endif
+    return rc;
 }
 
 void weft__stack_put(struct weft__stack_pool *p, struct weft__stack *s)

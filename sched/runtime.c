@@ -18,7 +18,9 @@
  * g_rt_lock (read), which weft_run and the root task take for writing
  * before they stop or free it. */
 static struct weft__runtime *_Atomic g_rt;
-static pthread_rwlock_t g_rt_lock = PTHREAD_RWLOCK_INITIALIZER;
+/* Writer-preferring: a steady stream of foreign calls must not starve the
+ * root task's final check or weft_run's teardown. */
+static pthread_rwlock_t g_rt_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 static pthread_mutex_t g_run_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* How often the shutdown sequence re-walks the TCBs for tasks it missed. */
@@ -109,7 +111,10 @@ static void *root_main(void *arg)
         weft__storeload(&rt->quiesce_pairing);
         if (weft__runtime_live(rt) == 0)
             weft__waiter_wake(q, 0);
-        weft__waiter_wait(q, weft_deadline_in(WEFT__SHUTDOWN_RECHECK_NS));
+        /* Uncancellable: the user may have cancelled main (the root task
+         * itself); this wait must still wait. */
+        weft__waiter_wait_flags(q, weft_deadline_in(WEFT__SHUTDOWN_RECHECK_NS),
+                                WEFT__WAIT_NOCANCEL);
         atomic_store_explicit(&rt->quiesce, NULL, memory_order_seq_cst);
 
         /* No foreign spawn is half done while we hold the write lock. */
@@ -269,6 +274,8 @@ int weft_run(const weft_config *cfg, weft_task_fn main_fn, void *arg, void **res
     for (unsigned i = 0; i < started; i++)
         if (!rt->workers[i].init_error)
             weft__ring_destroy(&rt->workers[i].ring);
+    if (rc == 0)
+        rc = rt->main_error;
     if (rc == 0 && result)
         *result = rt->main_result;
     runtime_free(rt);

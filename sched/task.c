@@ -180,8 +180,16 @@ static void quiesce_check(struct weft__runtime *rt)
 void weft__task_exit_finish(struct weft__task *t)
 {
     struct weft__runtime *rt = weft__runtime_get();
-    if (t->is_root)
-        return;                  /* weft_run collects it */
+    if (t->is_root) {
+        /* weft_run collects it; if it could not even start (no stack),
+         * nothing else will stop the runtime. */
+        if (t->start_error) {
+            rt->main_error = t->start_error;
+            atomic_store_explicit(&rt->stop, true, memory_order_release);
+            weft__sched_wake_all(rt);
+        }
+        return;
+    }
     struct weft__worker *w = weft__worker_current();
     weft__spin_lock(&t->lock);
     uintptr_t j = t->join;
@@ -282,9 +290,10 @@ static struct weft__task *lock_handle(weft_task h)
     return t;
 }
 
-int weft_task_join(weft_task h, void **result, int64_t deadline)
+static int task_join(weft_task h, void **result, int64_t deadline)
 {
-    if (h.ptr && h.ptr == weft__task_current())
+    struct weft__task *self = weft__task_current();
+    if (h.ptr && h.ptr == self && atomic_load_explicit(&self->id, memory_order_relaxed) == h.id)
         return -EDEADLK;
     struct weft__waiter wt;
     weft__waiter_init(&wt);
@@ -322,7 +331,7 @@ int weft_task_join(weft_task h, void **result, int64_t deadline)
     return err;
 }
 
-int weft_task_detach(weft_task h)
+static int task_detach(weft_task h)
 {
     struct weft__task *t = lock_handle(h);
     if (!t)
@@ -338,7 +347,7 @@ int weft_task_detach(weft_task h)
     return 0;
 }
 
-int weft_task_cancel(weft_task h)
+static int task_cancel(weft_task h)
 {
     struct weft__task *t = lock_handle(h);
     if (!t)
@@ -362,10 +371,8 @@ bool weft_task_cancelled(void)
     return t && atomic_load_explicit(&t->cancelled, memory_order_relaxed);
 }
 
-int weft_task_name(weft_task h, char *buf, size_t len)
+static int task_name(weft_task h, char *buf, size_t len)
 {
-    if (!buf || !len)
-        return -EINVAL;
     struct weft__task *t = lock_handle(h);
     if (!t)
         return -ESRCH;
@@ -373,6 +380,41 @@ int weft_task_name(weft_task h, char *buf, size_t len)
     weft__spin_unlock(&t->lock);
     return n;
 }
+
+/* A foreign thread holds the runtime (its read lock) across a call on a
+ * handle: otherwise weft_run could free the TCB pools under it, e.g. right
+ * after the task it joined, the last one, has finished. */
+#define WITH_RUNTIME(call)                                                     \
+    do {                                                                       \
+        if (weft__worker_current())                                            \
+            return call;                                                       \
+        int rc_ = weft__runtime_hold() ? call : -ESRCH;                        \
+        weft__runtime_leave();                                                 \
+        return rc_;                                                            \
+    } while (0)
+
+int weft_task_join(weft_task h, void **result, int64_t deadline)
+{
+    WITH_RUNTIME(task_join(h, result, deadline));
+}
+
+int weft_task_detach(weft_task h)
+{
+    WITH_RUNTIME(task_detach(h));
+}
+
+int weft_task_cancel(weft_task h)
+{
+    WITH_RUNTIME(task_cancel(h));
+}
+
+int weft_task_name(weft_task h, char *buf, size_t len)
+{
+    if (!buf || !len)
+        return -EINVAL;
+    WITH_RUNTIME(task_name(h, buf, len));
+}
+
 
 int weft_yield(void)
 {

@@ -17,15 +17,16 @@
 
 void weft__waiter_init(struct weft__waiter *w)
 {
-    /* atomic stores, not atomic_init: a stale waker of an earlier use of
-     * this memory may still CAS `claimed` (it will fail; see wait.h). */
-    atomic_store_explicit(&w->claimed, 0, memory_order_relaxed);
-    atomic_store_explicit(&w->signalled, 0, memory_order_relaxed);
     w->result = 0;
     w->task = weft__task_current();
     w->timer.heap = NULL;
     w->data = NULL;
     w->next = w->prev = NULL;
+    atomic_store_explicit(&w->signalled, 0, memory_order_relaxed);
+    /* Last, with release: a stale waker of an earlier use of this memory
+     * (the root's reused quiesce waiter) whose claim CAS reads this 0 also
+     * sees the fields above (the CAS is acq_rel). atomic_init would race. */
+    atomic_store_explicit(&w->claimed, 0, memory_order_release);
 }
 
 void weft__waiter_signal(struct weft__waiter *w, int result)

@@ -237,3 +237,25 @@ Test(shutdown, main_return_cancels_and_waits_for_the_rest, .timeout = 60)
         cr_assert_geq(atomic_load(&g_started), 300);
     }
 }
+
+/* Main may cancel itself (it is a task like any other): its own waits then
+ * fail, but weft_run still shuts down and returns. */
+static void *self_cancelling_main(void *arg)
+{
+    weft_task child;
+    cr_assert_eq(weft_task_spawn(&child, wait_forever, NULL, NULL), 0);
+    cr_assert_eq(weft_task_cancel(weft_task_self()), 0);
+    cr_assert_eq(weft_sleep(1000000), -ECANCELED);
+    cr_assert_eq(weft_task_detach(child), 0);
+    return (void *)7;
+}
+
+Test(shutdown, main_that_cancelled_itself_still_returns, .timeout = 30)
+{
+    for (unsigned workers = 1; workers <= 2; workers++) {
+        weft_config cfg = { .workers = workers };
+        void *r;
+        cr_assert_eq(weft_run(&cfg, self_cancelling_main, NULL, &r), 0);
+        cr_assert_eq((intptr_t)r, 7);
+    }
+}
