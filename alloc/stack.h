@@ -9,8 +9,9 @@
  * on demand. A task holds a stack only from its first run to its exit.
  *
  * Every mapping with a guard page costs two VMAs, and vm.max_map_count
- * (default 65530) bounds the number of stacks *in use at once* to about
- * 32,000 unless it is raised; docs/design.md says more.
+ * (default 65530) bounds the number of stacks mapped at once (in use by
+ * started tasks, plus those in the pools) to about 32,000 unless it is
+ * raised; docs/design.md says more.
  */
 #ifndef WEFT_ALLOC_STACK_H
 #define WEFT_ALLOC_STACK_H

@@ -86,8 +86,10 @@ typedef struct weft_config {
  *  -EINVAL  @main_fn is NULL, or @cfg has too many workers or a stack size
  *           below WEFT_STACK_MIN.
  *  -EBUSY   a runtime is already running in this process.
- *  -ENOMEM  memory, threads or rings could not be had (see docs/design.md
- *           on RLIMIT_MEMLOCK and kernel.io_uring_disabled).
+ *  -ENOMEM  memory or rings could not be had, or the main task got no
+ *           stack (see docs/design.md on RLIMIT_MEMLOCK and
+ *           kernel.io_uring_disabled).
+ *  -EAGAIN  a worker thread could not be started.
  *  -ENOSYS / -EPERM  io_uring is unavailable or forbidden on this system.
  * Call from a foreign thread (never from inside a task).
  */
@@ -103,18 +105,19 @@ typedef struct weft_stats {
     uint64_t spawned;       /* tasks created */
     uint64_t finished;      /* tasks that returned */
     uint64_t switches;      /* context switches into tasks */
-    uint64_t steals;        /* tasks taken from another worker's deque */
+    uint64_t steals;        /* tasks taken from another worker (deque or LIFO slot) */
     uint64_t steal_rounds;  /* searches that tried to steal */
     uint64_t injected;      /* tasks taken from the global injection queue */
     uint64_t overflowed;    /* tasks moved from a full deque to the global queue */
     uint64_t parks;         /* times a worker slept in its ring */
-    uint64_t wakeups;       /* wake messages sent to parked workers */
+    uint64_t wakeups;       /* wake-ups sent by workers to parked workers */
     uint64_t stacks_mapped; /* stacks obtained from mmap (pool misses) */
 } weft_stats;
 
 /**
  * weft_stats_get - copy the runtime's counters into @out.
- * Returns 0, -EINVAL if @out is NULL, -ESRCH if no runtime is running.
+ * Returns 0, -EINVAL if @out is NULL, -ESRCH if no runtime is running
+ * (from a foreign thread: also once its main task has returned).
  * Any thread.
  */
 int weft_stats_get(weft_stats *out);
@@ -165,7 +168,8 @@ typedef struct weft_task_opts {
  *            task has returned and it is shutting down.
  * Spawned by a task during shutdown, a task starts already cancelled.
  * Any thread: from a foreign thread the task goes through the global
- * injection queue and a parked worker is woken for it.
+ * injection queue, and a parked worker is woken for it unless one is
+ * already searching for work.
  */
 int weft_task_spawn(weft_task *out, weft_task_fn fn, void *arg,
                     const weft_task_opts *opts);
@@ -182,6 +186,8 @@ int weft_task_spawn(weft_task *out, weft_task_fn fn, void *arg,
  *  -EDEADLK    @t is the calling task.
  *  -ETIMEDOUT  @deadline passed first; @t stays joinable.
  *  -ECANCELED  the calling task was cancelled; @t stays joinable.
+ *  -ENOMEM     @t never ran: no stack could be mapped for it (the handle
+ *              is released all the same).
  * Any thread.
  */
 int weft_task_join(weft_task t, void **result, int64_t deadline);

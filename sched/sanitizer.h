@@ -6,8 +6,9 @@
  * after (__sanitizer_finish_switch_fiber: we arrived) or it reports false
  * stack overflows and misses use-after-return. A context that leaves for
  * good passes NULL as its fake-stack slot so ASan frees it.
- * TSan keeps a "fiber" per stack (alloc/stack.h: created and destroyed
- * with the stack, so pooled with it), switched to right before each jump.
+ * TSan keeps a "fiber" per stack (alloc/stack.c: pooled with the stack,
+ * replaced every 1000 tasks, kept in a process-wide cache with TSan-build
+ * stacks), switched to right before each jump.
  * In normal builds everything here compiles to nothing.
  */
 #ifndef WEFT_SCHED_SANITIZER_H

@@ -1,6 +1,6 @@
 /*
  * spinlock.h — a test-and-test-and-set lock for the runtime's short
- * critical sections (a timer heap update, a registry link), where a mutex's
+ * critical sections (a timer heap update, the idle set), where a mutex's
  * futex would cost more than the work it protects.
  *
  * Invariant: `locked` is 1 exactly while one thread is inside the section.

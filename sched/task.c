@@ -1,6 +1,7 @@
 /*
  * task.c — tasks: spawn, join, detach, cancel, yield, sleep; the run-state
- * protocol (park/wake, task.h); TCB recycling and the live-task registry.
+ * protocol (park/wake, task.h); TCB recycling; cancelling every live task
+ * at shutdown.
  */
 #define _GNU_SOURCE
 #include "sched/task.h"

@@ -22,13 +22,15 @@
  *   5. the injection queue, taking a fair share in one batch;
  *   6. other workers: a searcher steals half of a random victim's deque,
  *      one item at a time (a batch steal is not safe on Chase–Lev), for
- *      WEFT__STEAL_ROUNDS rounds; on the last round also the victim's LIFO
- *      slot (earlier, the victim is about to run it itself);
+ *      WEFT__STEAL_ROUNDS - 1 rounds, then watches the queues for up to
+ *      WEFT__SPIN_NS (parking and being woken costs far more), then a last
+ *      round that also takes the victims' LIFO slots (earlier, a victim is
+ *      about to run that task itself);
  *   7. park in the ring until a wake-up, a timer or IO (park.h has the
  *      protocol that keeps wake-ups from being lost).
  *
  * Switching. A task that yields, parks or exits picks its successor itself
- * (1-4 above, without stealing) and jumps straight to it: one context switch
+ * (2-4 above, without stealing) and jumps straight to it: one context switch
  * per task switch, not two. Only every WEFT__FAIR_TICKS ticks, or when the
  * local queues are empty, does it go back to the worker's own stack to run
  * the loop (timers, IO, the global queue, stealing, parking).
