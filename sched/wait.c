@@ -25,6 +25,7 @@ void weft__waiter_init(struct weft__waiter *w)
     w->task = weft__task_current();
     w->timer.heap = NULL;
     w->data = NULL;
+    w->on_cancel = NULL;
     w->next = w->prev = NULL;
 }
 
