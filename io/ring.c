@@ -2,6 +2,7 @@
 #include "io/ring.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -20,11 +21,13 @@ static int ring_setup(struct weft__ring *r, unsigned entries)
     for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
         struct io_uring_params p;
         memset(&p, 0, sizeof(p));
-        /* A CQ four times the SQ: completions of multishot operations and
-         * wake-ups can outnumber submissions; overflow is still handled
-         * (liburing flushes it on the next enter). */
+        /* A CQ sixteen times the SQ: every suspended task may have an op in
+         * flight (thousands per worker), multishot ops and wake-ups post
+         * more CQEs than they take SQEs. Overflow is still handled: the
+         * kernel keeps overflowed CQEs (IORING_FEAT_NODROP) and reap()
+         * flushes them (see ring_flush_overflow). */
         p.flags = tries[i] | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
-        p.cq_entries = entries * 4;
+        p.cq_entries = entries * 16;
         rc = io_uring_queue_init_params(entries, &r->uring, &p);
         if (rc == 0) {
             r->setup_flags = tries[i];
@@ -54,9 +57,20 @@ int weft__ring_init(struct weft__ring *r, unsigned entries)
     }
     struct io_uring_probe *probe = io_uring_get_probe_ring(&r->uring);
     if (probe) {
-        r->has_msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
+        for (int op = 0; op < IORING_OP_LAST; op++)
+            r->feat.ops[op] = io_uring_opcode_supported(probe, op) ? 1 : 0;
         io_uring_free_probe(probe);
     }
+    r->has_msg_ring = r->feat.msg_ring = r->feat.ops[IORING_OP_MSG_RING];
+    r->feat.socket_op = r->feat.ops[IORING_OP_SOCKET];
+    /* Flags, not opcodes: no probe names them. Kernels that have
+     * IORING_OP_SOCKET (5.19) have multishot accept and buffer rings;
+     * SEND_ZC came with multishot recv (6.0). A kernel that still refuses
+     * one answers -EINVAL, and the caller falls back (io/net.c). */
+    r->feat.multishot_accept = r->feat.buf_ring = r->feat.ops[IORING_OP_SOCKET];
+    r->feat.recv_multishot = r->feat.ops[IORING_OP_SEND_ZC];
+    if (getenv("WEFT_NO_MULTISHOT"))
+        r->feat.multishot_accept = r->feat.recv_multishot = false;
     r->efd = eventfd(0, EFD_CLOEXEC);
     if (r->efd < 0) {
         rc = -errno;
@@ -74,19 +88,51 @@ void weft__ring_destroy(struct weft__ring *r)
     r->efd = -1;
 }
 
+static unsigned reap(struct weft__ring *r);
+static void submit(struct weft__ring *r, bool getevents);
+
 struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
 {
     struct io_uring_sqe *sqe;
-    while (!(sqe = io_uring_get_sqe(&r->uring))) {
-        /* SQ full: submit to make room. -EBUSY means the CQ is backed up:
-         * reap completions, then try again. */
-        int rc = io_uring_submit(&r->uring);
-        if (rc == -EBUSY || rc == -EAGAIN)
-            weft__ring_poll(r);
-        r->unsubmitted = 0;
-    }
+    /* SQ full: submit to make room (submit() reaps on -EBUSY). It must not
+     * run cancellation requests: an op being prepared now is not queued
+     * yet, and its cancel would miss it. */
+    while (!(sqe = io_uring_get_sqe(&r->uring)))
+        submit(r, false);
     r->unsubmitted++;
     return sqe;
+}
+
+void weft__ring_reserve(struct weft__ring *r, unsigned n)
+{
+    while (io_uring_sq_space_left(&r->uring) < n)
+        submit(r, false);
+}
+
+void weft__ring_request_cancel(struct weft__ring *r, struct weft__io_op *op)
+{
+    /* release: publishes op's fields to the owner's acquire exchange. */
+    struct weft__io_op *head = atomic_load_explicit(&r->cancel_head, memory_order_relaxed);
+    do
+        op->cancel_next = head;
+    while (!atomic_compare_exchange_weak_explicit(&r->cancel_head, &head, op,
+                                                  memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+/* Owner thread: run every queued cancellation request. */
+static void run_cancels(struct weft__ring *r)
+{
+    if (!atomic_load_explicit(&r->cancel_head, memory_order_relaxed))
+        return;
+    /* acquire: pairs with the release CAS in weft__ring_request_cancel. */
+    struct weft__io_op *op = atomic_exchange_explicit(&r->cancel_head, NULL,
+                                                      memory_order_acquire);
+    while (op) {
+        struct weft__io_op *next = op->cancel_next;
+        op->cancel(op);          /* may end op's life: read next first */
+        op = next;
+    }
 }
 
 static void arm_eventfd(struct weft__ring *r)
@@ -108,12 +154,17 @@ static void wake_eventfd(struct weft__ring *target)
     while (n < 0 && errno == EINTR);
 }
 
-static unsigned reap(struct weft__ring *r)
+static unsigned reap_once(struct weft__ring *r)
 {
     struct io_uring_cqe *cqe;
-    unsigned head, n = 0;
-    io_uring_for_each_cqe(&r->uring, head, cqe) {
+    unsigned n = 0;
+    /* One CQE at a time, consumed before it is handled: complete() may
+     * submit, and submit() may reap (-EBUSY); no CQE may be seen twice. */
+    while (__io_uring_peek_cqe(&r->uring, &cqe, NULL) == 0 && cqe) {
         uint64_t ud = cqe->user_data;
+        int res = cqe->res;
+        unsigned flags = cqe->flags;
+        io_uring_cq_advance(&r->uring, 1);
         n++;
         if (ud == WEFT__UD_EVENTFD) {
             r->efd_armed = false;
@@ -121,11 +172,28 @@ static unsigned reap(struct weft__ring *r)
             wake_eventfd((struct weft__ring *)(uintptr_t)(ud & ~WEFT__UD_TAGS));
         } else if (ud && !(ud & WEFT__UD_TAGS)) {
             struct weft__io_op *op = (struct weft__io_op *)(uintptr_t)ud;
-            op->complete(op, cqe->res, cqe->flags);
+            if (!(flags & IORING_CQE_F_MORE))
+                r->inflight--;
+            op->complete(op, res, flags);
         }
-        /* WEFT__UD_WAKE: its only job was to end the wait. */
+        /* WEFT__UD_WAKE: its only job was to end the wait. WEFT__UD_IGNORE:
+         * linked timeouts and cancel requests, whose op reports for them. */
     }
-    io_uring_cq_advance(&r->uring, n);
+    return n;
+}
+
+static unsigned reap(struct weft__ring *r)
+{
+    unsigned n = reap_once(r);
+    /* The kernel kept CQEs that did not fit (IORING_SQ_CQ_OVERFLOW): now
+     * that there is room, have them flushed in and take them too. */
+    while (io_uring_cq_has_overflow(&r->uring)) {
+        io_uring_get_events(&r->uring);
+        unsigned m = reap_once(r);
+        n += m;
+        if (!m)
+            break;
+    }
     return n;
 }
 
@@ -144,19 +212,20 @@ static void submit(struct weft__ring *r, bool getevents)
 
 unsigned weft__ring_poll(struct weft__ring *r)
 {
-    /* No system call unless there is something to submit or an operation
-     * whose completion may be waiting: with DEFER_TASKRUN, completions are
-     * only posted when the owner enters the kernel (GETEVENTS). Wake-ups
-     * need no poll: they only matter to a parked worker, which waits in
-     * the ring anyway. */
-    bool defer = r->setup_flags & IORING_SETUP_DEFER_TASKRUN;
-    if (r->unsubmitted || (defer && r->inflight))
-        submit(r, defer);
-    return io_uring_cq_ready(&r->uring) ? reap(r) : 0;
+    run_cancels(r);
+    /* Completions need an enter with GETEVENTS while ops are in flight:
+     * with DEFER_TASKRUN the kernel posts them only then, and with
+     * COOP_TASKRUN their task work runs only on a kernel entry. Nothing in
+     * flight and nothing queued: no system call at all. (The eventfd read
+     * is not counted: it only ends waits, and weft__ring_wait arms it.) */
+    if (r->unsubmitted || r->inflight)
+        submit(r, r->inflight > 0);
+    return reap(r);
 }
 
 void weft__ring_wait(struct weft__ring *r, int64_t deadline)
 {
+    run_cancels(r);
     arm_eventfd(r);
     struct io_uring_cqe *cqe;
     struct __kernel_timespec ts, *tsp = NULL;
@@ -170,8 +239,10 @@ void weft__ring_wait(struct weft__ring *r, int64_t deadline)
         ts.tv_nsec = left % 1000000000;
         tsp = &ts;
     }
+    /* A cancellation request queued after run_cancels() above comes with a
+     * ring wake, which ends this wait. */
     int rc = io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, tsp, NULL);
-    (void)rc;   /* -ETIME, -EINTR: just return to the scheduler */
+    (void)rc;   /* -ETIME, -EINTR, -EBUSY: reap, back to the scheduler */
     r->unsubmitted = 0;
     reap(r);
 }

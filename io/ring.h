@@ -32,9 +32,25 @@
 #define WEFT__UD_MSGFAIL ((uint64_t)4)   /* | target ring: a MSG_RING failed */
 #define WEFT__UD_TAGS    ((uint64_t)7)   /* op pointers have these bits clear */
 
-/* An operation in flight: its address is the SQE's user_data. */
+/* An operation in flight: its address is the SQE's user_data.
+ * complete() runs on the ring's owner thread for every CQE of the op (a
+ * multishot op has several; the last lacks IORING_CQE_F_MORE).
+ * cancel() runs on the owner thread when a cancellation request queued with
+ * weft__ring_request_cancel() is taken off the ring's list. */
 struct weft__io_op {
     void (*complete)(struct weft__io_op *op, int res, unsigned flags);
+    void (*cancel)(struct weft__io_op *op);
+    struct weft__io_op *cancel_next;     /* link in the ring's cancel list */
+};
+
+/* Kernel features found at ring creation (io/ring.c probes them once). */
+struct weft__ring_features {
+    bool msg_ring;          /* IORING_OP_MSG_RING (5.18) */
+    bool multishot_accept;  /* 5.19 */
+    bool recv_multishot;    /* 6.0 */
+    bool buf_ring;          /* provided-buffer rings (5.19) */
+    bool socket_op;         /* IORING_OP_SOCKET (5.19) */
+    unsigned char ops[IORING_OP_LAST]; /* per opcode: supported */
 };
 
 struct weft__ring {
@@ -45,8 +61,11 @@ struct weft__ring {
     uint64_t efd_buf;         /* target of the pending eventfd read */
     bool efd_armed;           /* a read on efd is queued or in flight */
     unsigned unsubmitted;     /* SQEs prepared since the last submit */
-    unsigned inflight;        /* IO operations whose CQE is still to come
-                                 (kept by io/; wake-ups not counted) */
+    unsigned inflight;        /* ops whose last CQE has not been reaped */
+    struct weft__ring_features feat;
+    /* Cancellation requests from any thread (a Treiber stack; the owner
+     * takes all with one exchange). */
+    _Atomic(struct weft__io_op *) cancel_head;
 };
 
 /* Create the calling thread's ring: 0, or -errno (-ENOMEM names memlock in
@@ -57,8 +76,19 @@ void weft__ring_destroy(struct weft__ring *r);
 /* An SQE to fill; submits first when the SQ is full. Owner thread only. */
 struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r);
 
-/* Submit what is queued and handle every completion that is ready, without
- * blocking. Returns the number of CQEs handled. Owner thread only. */
+/* Make room for @n SQEs that must be queued back to back (an op and its
+ * linked timeout): submits first if fewer are free. Owner thread only. */
+void weft__ring_reserve(struct weft__ring *r, unsigned n);
+
+/* Ask @r's owner to run @op->cancel(@op) soon. The caller guarantees @op
+ * stays valid until then (io/op.c). Any thread. */
+void weft__ring_request_cancel(struct weft__ring *r, struct weft__io_op *op);
+
+/* Run queued cancellation requests, submit what is queued and handle every
+ * completion that is ready, without blocking. Enters the kernel only when
+ * something was queued or an op is in flight (with DEFER_TASKRUN the
+ * kernel posts completions only then). Returns the number of CQEs handled.
+ * Owner thread only (the worker loop, never a task). */
 unsigned weft__ring_poll(struct weft__ring *r);
 
 /* Submit, then sleep until a CQE arrives or @deadline (CLOCK_MONOTONIC ns;

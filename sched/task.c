@@ -123,8 +123,11 @@ void weft__tcb_free_all(struct weft__runtime *rt)
 static void cancel_locked(struct weft__task *t)
 {
     atomic_store_explicit(&t->cancelled, true, memory_order_relaxed);
-    if (t->waiter)
-        weft__waiter_wake(t->waiter, -ECANCELED);
+    struct weft__waiter *w = t->waiter;
+    if (w && w->on_cancel)
+        w->on_cancel(w);     /* the wait ends itself, later (wait.h) */
+    else if (w)
+        weft__waiter_wake(w, -ECANCELED);
 }
 
 static void cancel_if_live(void *obj, void *arg)
@@ -194,7 +197,9 @@ void weft__task_exit_finish(struct weft__task *t)
     struct weft__worker *w = weft__worker_current();
     weft__spin_lock(&t->lock);
     uintptr_t j = t->join;
-    t->join = WEFT__JOIN_FINISHED;
+    /* A waiting joiner is the one collector: others now see DETACHED
+     * (-EINVAL), never FINISHED, so no second join collects it too. */
+    t->join = j > WEFT__JOIN_FINISHED ? WEFT__JOIN_DETACHED : WEFT__JOIN_FINISHED;
     if (j > WEFT__JOIN_FINISHED)          /* a joiner is waiting */
         weft__waiter_wake((struct weft__waiter *)j, 0);
     weft__spin_unlock(&t->lock);
@@ -323,6 +328,9 @@ static int task_join(weft_task h, void **result, int64_t deadline)
                 return rc;
         }
     } else {
+        /* FINISHED: ours to collect; mark it so a concurrent join does
+         * not collect it as well (it gets -EINVAL, then -ESRCH). */
+        t->join = WEFT__JOIN_DETACHED;
         weft__spin_unlock(&t->lock);
     }
     if (result)

@@ -21,6 +21,7 @@ void weft__waiter_init(struct weft__waiter *w)
     w->task = weft__task_current();
     w->timer.heap = NULL;
     w->data = NULL;
+    w->on_cancel = NULL;
     w->next = w->prev = NULL;
     atomic_store_explicit(&w->signalled, 0, memory_order_relaxed);
     /* Last, with release: a stale waker of an earlier use of this memory

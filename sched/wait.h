@@ -40,6 +40,12 @@ struct weft__waiter {
     _Atomic uint32_t signalled;    /* foreign threads sleep on this futex word */
     struct weft__timer timer;      /* the deadline, when there is one */
     void *data;                    /* for the primitive's own use */
+    /* NULL, or what a cancellation does instead of claiming the waiter
+     * (called under the task's lock, from any thread). For waits that must
+     * not end before an outside party is done with the waiter's memory
+     * (an io_uring operation in flight, io/op.h): the hook asks that party
+     * to finish early, and the party then claims the waiter itself. */
+    void (*on_cancel)(struct weft__waiter *w);
     struct weft__waiter *next, *prev; /* for the primitive's wait list */
 };
 

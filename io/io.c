@@ -1,0 +1,301 @@
+/*
+ * io.c — the public IO calls (weft.h "IO"): one io_uring operation each,
+ * through io/op.h; from a foreign thread, the plain system call.
+ */
+#define _GNU_SOURCE
+#include "weft.h"
+#include "io/op.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* The kernel caps one read or write at MAX_RW_COUNT; the SQE's length is
+ * 32 bits. */
+#define RW_MAX ((size_t)0x7ffff000)
+
+static inline unsigned clamp_len(size_t len)
+{
+    return (unsigned)(len > RW_MAX ? RW_MAX : len);
+}
+
+static inline ssize_t sys_result(ssize_t n)
+{
+    return n < 0 ? -errno : n;
+}
+
+ssize_t weft_io_read(int fd, void *buf, size_t len, int64_t off, int64_t deadline)
+{
+    struct weft__io_req q;
+    int rc = weft__io_begin(&q, deadline);
+    if (rc == 0) {
+        io_uring_prep_read(q.sqe, fd, buf, clamp_len(len), (uint64_t)off);
+        return weft__io_finish(&q);
+    }
+    if (rc < 0 || (rc = weft__io_foreign_ready(fd, POLLIN, deadline)))
+        return rc;
+    return sys_result(off < 0 ? read(fd, buf, len) : pread(fd, buf, len, off));
+}
+
+ssize_t weft_io_write(int fd, const void *buf, size_t len, int64_t off, int64_t deadline)
+{
+    struct weft__io_req q;
+    int rc = weft__io_begin(&q, deadline);
+    if (rc == 0) {
+        io_uring_prep_write(q.sqe, fd, buf, clamp_len(len), (uint64_t)off);
+        return weft__io_finish(&q);
+    }
+    if (rc < 0 || (rc = weft__io_foreign_ready(fd, POLLOUT, deadline)))
+        return rc;
+    return sys_result(off < 0 ? write(fd, buf, len) : pwrite(fd, buf, len, off));
+}
+
+ssize_t weft_io_readv(int fd, const struct iovec *iov, int iovcnt, int64_t off,
+                      int64_t deadline)
+{
+    struct weft__io_req q;
+    int rc = weft__io_begin(&q, deadline);
+    if (rc == 0) {
+        io_uring_prep_readv(q.sqe, fd, iov, (unsigned)iovcnt, (uint64_t)off);
+        return weft__io_finish(&q);
+    }
+    if (rc < 0 || (rc = weft__io_foreign_ready(fd, POLLIN, deadline)))
+        return rc;
+    return sys_result(off < 0 ? readv(fd, iov, iovcnt) : preadv(fd, iov, iovcnt, off));
+}
+
+ssize_t weft_io_writev(int fd, const struct iovec *iov, int iovcnt, int64_t off,
+                       int64_t deadline)
+{
+    struct weft__io_req q;
+    int rc = weft__io_begin(&q, deadline);
+    if (rc == 0) {
+        io_uring_prep_writev(q.sqe, fd, iov, (unsigned)iovcnt, (uint64_t)off);
+        return weft__io_finish(&q);
+    }
+    if (rc < 0 || (rc = weft__io_foreign_ready(fd, POLLOUT, deadline)))
+        return rc;
+    return sys_result(off < 0 ? writev(fd, iov, iovcnt) : pwritev(fd, iov, iovcnt, off));
+}
+
+int weft_io_openat(int dirfd, const char *path, int flags, unsigned mode, int64_t deadline)
+{
+    struct weft__io_req q;
+    int rc = weft__io_begin(&q, deadline);
+    if (rc == 0) {
+        io_uring_prep_openat(q.sqe, dirfd, path, flags | O_CLOEXEC, mode);
+        rc = weft__io_finish(&q);
+        /* Opened, but the task was cancelled or timed out meanwhile: the
+         * kernel still returned an fd (rc >= 0 is kept). */
+        return rc;
+    }
+    if (rc < 0)
+        return rc;
+    return (int)sys_result(openat(dirfd, path, flags | O_CLOEXEC, mode));
+}
+
+int weft_io_close(int fd)
+{
+    struct weft__io_req q;
+    /* A cancelled task must still be able to clean up: it closes with the
+     * system call (close(2) does not wait for a peer). */
+    if (weft__io_begin(&q, WEFT_NEVER) == 0) {
+        io_uring_prep_close(q.sqe, fd);
+        int rc = weft__io_finish(&q);
+        /* An async cancel does not stop a close; a cancel that raced it
+         * reports the close's own result, which is what we want. */
+        return rc;
+    }
+    return close(fd) < 0 ? -errno : 0;
+}
+
+int weft_io_fsync(int fd, bool datasync, int64_t deadline)
+{
+    struct weft__io_req q;
+    int rc = weft__io_begin(&q, deadline);
+    if (rc == 0) {
+        io_uring_prep_fsync(q.sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+        return weft__io_finish(&q);
+    }
+    if (rc < 0)
+        return rc;
+    return (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0;
+}
+
+int weft_io_statx(int dirfd, const char *path, int flags, unsigned mask,
+                  struct statx *out, int64_t deadline)
+{
+    struct weft__io_req q;
+    int rc = weft__io_begin(&q, deadline);
+    if (rc == 0) {
+        io_uring_prep_statx(q.sqe, dirfd, path, flags, mask, out);
+        return weft__io_finish(&q);
+    }
+    if (rc < 0)
+        return rc;
+    return statx(dirfd, path, flags, mask, out) < 0 ? -errno : 0;
+}
+
+int weft_io_poll(int fd, short events, int64_t deadline)
+{
+    struct weft__io_req q;
+    int rc = weft__io_begin(&q, deadline);
+    if (rc == 0) {
+        io_uring_prep_poll_add(q.sqe, fd, (unsigned)(unsigned short)events);
+        return weft__io_finish(&q);
+    }
+    if (rc < 0)
+        return rc;
+    for (;;) {
+        int64_t left = deadline - weft_now();
+        int ms = deadline == WEFT_NEVER ? -1
+               : left <= 0 ? 0
+               : left > (int64_t)1000000 * 1000000 ? 1000000000
+               : (int)((left + 999999) / 1000000);
+        struct pollfd p = { .fd = fd, .events = events };
+        int n = poll(&p, 1, ms);
+        if (n > 0)
+            return p.revents;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        if (n == 0 && weft_now() >= deadline)
+            return -ETIMEDOUT;
+    }
+}
+
+ssize_t weft_io_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
+                       size_t len, unsigned flags, int64_t deadline)
+{
+    struct weft__io_req q;
+    int rc = weft__io_begin(&q, deadline);
+    if (rc == 0) {
+        io_uring_prep_splice(q.sqe, fd_in, off_in, fd_out, off_out, clamp_len(len), flags);
+        return weft__io_finish(&q);
+    }
+    if (rc < 0 || (rc = weft__io_foreign_ready(fd_in, POLLIN, deadline)))
+        return rc;
+    loff_t oi = off_in, oo = off_out;
+    return sys_result(splice(fd_in, off_in < 0 ? NULL : &oi, fd_out,
+                             off_out < 0 ? NULL : &oo, len, flags));
+}
+
+/* ---- sockets ------------------------------------------------------------ */
+
+int weft_io_socket(int domain, int type, int protocol)
+{
+    int fd = socket(domain, type | SOCK_CLOEXEC, protocol);
+    return fd < 0 ? -errno : fd;
+}
+
+int weft_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
+                   int64_t deadline)
+{
+    struct weft__io_req q;
+    int rc = weft__io_begin(&q, deadline);
+    if (rc == 0) {
+        io_uring_prep_accept(q.sqe, fd, addr, addrlen, flags | SOCK_CLOEXEC);
+        return weft__io_finish(&q);
+    }
+    if (rc < 0 || (rc = weft__io_foreign_ready(fd, POLLIN, deadline)))
+        return rc;
+    return (int)sys_result(accept4(fd, addr, addrlen, flags | SOCK_CLOEXEC));
+}
+
+static int foreign_connect(int fd, const struct sockaddr *addr, socklen_t len,
+                           int64_t deadline)
+{
+    if (deadline == WEFT_NEVER)
+        return connect(fd, addr, len) < 0 ? -errno : 0;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    if (!(fl & O_NONBLOCK))
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    int rc = connect(fd, addr, len) < 0 ? -errno : 0;
+    if (rc == -EINPROGRESS) {
+        rc = weft__io_foreign_ready(fd, POLLOUT, deadline);
+        if (rc == 0) {
+            int err = 0;
+            socklen_t el = sizeof(err);
+            rc = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 ? -errno : -err;
+        }
+    }
+    if (!(fl & O_NONBLOCK))
+        fcntl(fd, F_SETFL, fl);
+    return rc;
+}
+
+int weft_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
+                    int64_t deadline)
+{
+    struct weft__io_req q;
+    int rc = weft__io_begin(&q, deadline);
+    if (rc == 0) {
+        io_uring_prep_connect(q.sqe, fd, addr, addrlen);
+        return weft__io_finish(&q);
+    }
+    if (rc < 0)
+        return rc;
+    return foreign_connect(fd, addr, addrlen, deadline);
+}
+
+ssize_t weft_io_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
+{
+    struct weft__io_req q;
+    int rc = weft__io_begin(&q, deadline);
+    if (rc == 0) {
+        io_uring_prep_recv(q.sqe, fd, buf, clamp_len(len), flags);
+        return weft__io_finish(&q);
+    }
+    if (rc < 0 || (rc = weft__io_foreign_ready(fd, POLLIN, deadline)))
+        return rc;
+    return sys_result(recv(fd, buf, len, flags));
+}
+
+ssize_t weft_io_send(int fd, const void *buf, size_t len, int flags, int64_t deadline)
+{
+    struct weft__io_req q;
+    int rc = weft__io_begin(&q, deadline);
+    if (rc == 0) {
+        io_uring_prep_send(q.sqe, fd, buf, clamp_len(len), flags | MSG_NOSIGNAL);
+        return weft__io_finish(&q);
+    }
+    if (rc < 0 || (rc = weft__io_foreign_ready(fd, POLLOUT, deadline)))
+        return rc;
+    return sys_result(send(fd, buf, len, flags | MSG_NOSIGNAL));
+}
+
+ssize_t weft_io_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline)
+{
+    struct weft__io_req q;
+    int rc = weft__io_begin(&q, deadline);
+    if (rc == 0) {
+        io_uring_prep_recvmsg(q.sqe, fd, msg, (unsigned)flags);
+        return weft__io_finish(&q);
+    }
+    if (rc < 0 || (rc = weft__io_foreign_ready(fd, POLLIN, deadline)))
+        return rc;
+    return sys_result(recvmsg(fd, msg, flags));
+}
+
+ssize_t weft_io_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t deadline)
+{
+    struct weft__io_req q;
+    int rc = weft__io_begin(&q, deadline);
+    if (rc == 0) {
+        io_uring_prep_sendmsg(q.sqe, fd, msg, (unsigned)(flags | MSG_NOSIGNAL));
+        return weft__io_finish(&q);
+    }
+    if (rc < 0 || (rc = weft__io_foreign_ready(fd, POLLOUT, deadline)))
+        return rc;
+    return sys_result(sendmsg(fd, msg, flags | MSG_NOSIGNAL));
+}
+
+int weft_io_shutdown(int fd, int how)
+{
+    return shutdown(fd, how) < 0 ? -errno : 0;
+}
