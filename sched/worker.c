@@ -345,7 +345,11 @@ static struct weft__task *find_runnable(struct weft__worker *w)
             t = pick_local(w);                                   /* 2-4 */
         if (!t)
             t = take_inject(w, WEFT__DEQUE_CAP / 2);             /* 5 */
-        if (!t && rt->nworkers > 1) {                            /* 6 */
+        if (!t) {                                                /* 6 */
+            /* With one worker there is nobody to steal from, but the
+             * watch still pays: a foreign thread's wake-up lands in the
+             * injection queue, and spinning for it beats a ring round
+             * trip (the handoff benchmark). */
             if (!w->searching)
                 w->searching = weft__idle_search_begin(&rt->idle);
             if (w->searching)
