@@ -167,16 +167,53 @@ int weft_io_poll(int fd, short events, int64_t deadline)
     }
 }
 
-ssize_t weft_io_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
-                       size_t len, unsigned flags, int64_t deadline)
+/* Splice always runs on an io-wq thread, and a splice blocked there (a
+ * TCP socket ignores SPLICE_F_NONBLOCK and waits for data) is ended
+ * neither by a linked timeout nor by an async cancel (seen on 6.18): the
+ * op would hold its task forever. So input that can block is first awaited
+ * with a poll op (which can be timed out and cancelled), and the splice is
+ * issued with SPLICE_F_NONBLOCK; a full output pipe is awaited the same
+ * way. */
+static ssize_t splice_once(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
+                           size_t len, unsigned flags, int64_t deadline)
 {
     struct weft__io_req q;
     int rc = weft__io_begin(&q, deadline);
-    if (rc == 0) {
-        io_uring_prep_splice(q.sqe, fd_in, off_in, fd_out, off_out, clamp_len(len), flags);
-        return weft__io_finish(&q);
+    if (rc)
+        return rc;
+    io_uring_prep_splice(q.sqe, fd_in, off_in, fd_out, off_out, clamp_len(len), flags);
+    return weft__io_finish(&q);
+}
+
+static bool may_block(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+}
+
+ssize_t weft_io_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
+                       size_t len, unsigned flags, int64_t deadline)
+{
+    if (weft__task_current_is_task()) {
+        bool in_blocks = !(flags & SPLICE_F_NONBLOCK) && may_block(fd_in);
+        for (;;) {
+            if (in_blocks) {
+                int rc = weft_io_poll(fd_in, POLLIN, deadline);
+                if (rc < 0)
+                    return rc;
+            }
+            ssize_t n = splice_once(fd_in, off_in, fd_out, off_out, len,
+                                    flags | SPLICE_F_NONBLOCK, deadline);
+            if (n != -EAGAIN || (flags & SPLICE_F_NONBLOCK))
+                return n;
+            /* Input was ready (or cannot block): the output pipe is full. */
+            int rc = weft_io_poll(fd_out, POLLOUT, deadline);
+            if (rc < 0)
+                return rc;
+        }
     }
-    if (rc < 0 || (rc = weft__io_foreign_ready(fd_in, POLLIN, deadline)))
+    int rc = weft__io_foreign_ready(fd_in, POLLIN, deadline);
+    if (rc)
         return rc;
     loff_t oi = off_in, oo = off_out;
     return sys_result(splice(fd_in, off_in < 0 ? NULL : &oi, fd_out,

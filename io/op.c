@@ -131,6 +131,11 @@ int weft__io_finish(struct weft__io_req *q)
     return res;
 }
 
+bool weft__task_current_is_task(void)
+{
+    return weft__task_current() != NULL;
+}
+
 int weft__io_foreign_ready(int fd, short events, int64_t deadline)
 {
     if (deadline == WEFT_NEVER)

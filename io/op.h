@@ -73,6 +73,9 @@ int weft__io_begin(struct weft__io_req *q, int64_t deadline);
  * return the result (see above). Task only, right after weft__io_begin. */
 int weft__io_finish(struct weft__io_req *q);
 
+/* Whether the caller is a task (else a foreign thread). */
+bool weft__task_current_is_task(void);
+
 /* For foreign threads: wait until @fd is ready for @events or @deadline
  * passes (-ETIMEDOUT). 0 when ready; WEFT_NEVER returns 0 at once (the
  * blocking system call does the waiting). */

@@ -1,0 +1,573 @@
+/*
+ * test_net.c — sockets on loopback: listen/dial over IPv4, IPv6 and Unix
+ * sockets, every socket operation, refused and reset connections (no
+ * SIGPIPE), timeouts and cancellation of accept/connect/recv, the accept
+ * loop's EMFILE back-off, many concurrent connections checked byte by
+ * byte, and the buffered helpers.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "weft.h"
+#include "tests/helpers.h"
+
+#define MS 1000000LL
+
+static void run_main(unsigned workers, void *(*fn)(void *), void *arg)
+{
+    weft_config cfg = { .workers = workers };
+    void *r = (void *)1;
+    cr_assert_eq(weft_run(&cfg, fn, arg, &r), 0);
+    cr_assert_null(r, "main task reported failure %p", r);
+}
+
+static int listen_any_port(const char *host, char *addr, size_t len)
+{
+    char spec[128];
+    snprintf(spec, sizeof(spec), "%s:0", host);
+    int lfd = weft_net_listen(spec, 0, 0);
+    if (lfd < 0)
+        return lfd;
+    int port = weft_net_local_port(lfd);
+    cr_assert_gt(port, 0);
+    if (strchr(host, ':'))
+        snprintf(addr, len, "[%s]:%d", host, port);
+    else
+        snprintf(addr, len, "%s:%d", host, port);
+    return lfd;
+}
+
+/* ---- echo over each address family ------------------------------------------ */
+
+static void echo_conn(int fd, void *arg)
+{
+    char buf[4096];
+    for (;;) {
+        ssize_t n = weft_io_recv(fd, buf, sizeof(buf), 0, WEFT_NEVER);
+        if (n <= 0)
+            break;
+        if (weft_write_all(fd, buf, (size_t)n, WEFT_NEVER) < 0)
+            break;
+    }
+    weft_io_close(fd);
+}
+
+struct server {
+    int lfd;
+    weft_task task;
+};
+
+static void *serve_task(void *arg)
+{
+    struct server *s = arg;
+    int rc = weft_net_serve(s->lfd, echo_conn, NULL, NULL, WEFT_NEVER);
+    return (void *)(intptr_t)rc;
+}
+
+static void start_server(struct server *s, int lfd)
+{
+    s->lfd = lfd;
+    cr_assert_eq(weft_task_spawn(&s->task, serve_task, s, NULL), 0);
+}
+
+static void stop_server(struct server *s)
+{
+    void *r;
+    cr_assert_eq(weft_task_cancel(s->task), 0);
+    cr_assert_eq(weft_task_join(s->task, &r, WEFT_NEVER), 0);
+    cr_assert_eq((intptr_t)r, -ECANCELED, "serve returned %ld", (long)(intptr_t)r);
+    weft_io_close(s->lfd);
+}
+
+static void roundtrip(const char *addr)
+{
+    int fd = weft_net_dial(addr, WEFT_NET_NODELAY, weft_deadline_in(5000 * MS));
+    cr_assert_geq(fd, 0, "dial %s: %d", addr, fd);
+    char msg[] = "hello, weft", back[sizeof(msg)];
+    cr_assert_eq(weft_write_all(fd, msg, sizeof(msg), WEFT_NEVER), (ssize_t)sizeof(msg));
+    cr_assert_eq(weft_read_exact(NULL, fd, back, sizeof(back), weft_deadline_in(5000 * MS)),
+                 (ssize_t)sizeof(back));
+    cr_assert_str_eq(back, msg);
+    cr_assert_eq(weft_io_shutdown(fd, SHUT_WR), 0);
+    cr_assert_eq(weft_io_recv(fd, back, sizeof(back), 0, weft_deadline_in(5000 * MS)), 0);
+    cr_assert_eq(weft_io_close(fd), 0);
+}
+
+static void *families_main(void *arg)
+{
+    char addr[128];
+    struct server s;
+    /* IPv4 */
+    start_server(&s, listen_any_port("127.0.0.1", addr, sizeof(addr)));
+    roundtrip(addr);
+    /* by name, resolved off the worker */
+    char named[128];
+    snprintf(named, sizeof(named), "localhost:%d", weft_net_local_port(s.lfd));
+    struct sockaddr_storage ss[4];
+    int n = weft_net_resolve("localhost", "80", ss, 4, weft_deadline_in(5000 * MS));
+    cr_assert_gt(n, 0, "resolve localhost: %d", n);
+    bool has_v4 = false;
+    for (int i = 0; i < n; i++)
+        has_v4 |= ss[i].ss_family == AF_INET;
+    if (has_v4)
+        roundtrip(named);
+    stop_server(&s);
+    /* IPv6, where the machine has it */
+    int lfd = listen_any_port("::1", addr, sizeof(addr));
+    if (lfd >= 0) {
+        start_server(&s, lfd);
+        roundtrip(addr);
+        stop_server(&s);
+    } else {
+        cr_log_warn("no IPv6 loopback (%d): IPv6 part skipped", lfd);
+    }
+    /* Unix socket */
+    char path[64];
+    snprintf(path, sizeof(path), "unix:/tmp/weft-net-%d.sock", (int)getpid());
+    start_server(&s, weft_net_listen(path, 0, 0));
+    cr_assert_geq(s.lfd, 0);
+    roundtrip(path);
+    stop_server(&s);
+    unlink(path + 5);
+    /* bad addresses */
+    cr_assert_eq(weft_net_listen("nonsense", 0, 0), -EINVAL);
+    cr_assert_eq(weft_net_dial("[::1", 0, WEFT_NEVER), -EINVAL);
+    cr_assert_eq(weft_net_dial("127.0.0.1:", 0, WEFT_NEVER), -EINVAL);
+    return NULL;
+}
+
+Test(net, listen_dial_ipv4_ipv6_unix, .timeout = 30)
+{
+    run_main(4, families_main, NULL);
+}
+
+/* ---- errors: refused, reset, no SIGPIPE ------------------------------------------ */
+
+static void *refused_main(void *arg)
+{
+    char addr[64];
+    int lfd = listen_any_port("127.0.0.1", addr, sizeof(addr));
+    cr_assert_geq(lfd, 0);
+    close(lfd);                  /* nobody listens there now */
+    cr_assert_eq(weft_net_dial(addr, 0, weft_deadline_in(5000 * MS)), -ECONNREFUSED);
+    return NULL;
+}
+
+Test(net, refused_connection, .timeout = 30)
+{
+    run_main(2, refused_main, NULL);
+}
+
+static void *reset_main(void *arg)
+{
+    /* SIGPIPE keeps its default action here: a send to a dead peer must
+     * not kill the process. */
+    char addr[64];
+    int lfd = listen_any_port("127.0.0.1", addr, sizeof(addr));
+    int c = weft_net_dial(addr, 0, WEFT_NEVER);
+    cr_assert_geq(c, 0);
+    int s = weft_io_accept(lfd, NULL, NULL, 0, weft_deadline_in(5000 * MS));
+    cr_assert_geq(s, 0);
+    /* A reader blocked in recv sees the reset as an error return. */
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    cr_assert_eq(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    cr_assert_eq(weft_io_close(s), 0);       /* RST */
+    char buf[64];
+    cr_assert_eq(weft_io_recv(c, buf, sizeof(buf), 0, weft_deadline_in(5000 * MS)), -ECONNRESET);
+    ssize_t n = 0;
+    for (int i = 0; i < 4 && n >= 0; i++)
+        n = weft_io_send(c, buf, sizeof(buf), 0, WEFT_NEVER);
+    cr_assert(n == -EPIPE || n == -ECONNRESET, "send after reset: %zd", n);
+    struct msghdr mh = { 0 };
+    struct iovec iov = { buf, sizeof(buf) };
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    n = weft_io_sendmsg(c, &mh, 0, WEFT_NEVER);
+    cr_assert(n == -EPIPE || n == -ECONNRESET, "sendmsg after reset: %zd", n);
+    weft_io_close(c);
+    weft_io_close(lfd);
+    return NULL;
+}
+
+Test(net, reset_is_an_error_not_a_signal, .timeout = 30)
+{
+    run_main(2, reset_main, NULL);
+}
+
+/* ---- timeouts and cancellation ---------------------------------------------------- */
+
+static void *timeouts_main(void *arg)
+{
+    char addr[64];
+    int lfd = listen_any_port("127.0.0.1", addr, sizeof(addr));
+    /* accept times out */
+    int64_t d = weft_deadline_in(20 * MS);
+    cr_assert_eq(weft_io_accept(lfd, NULL, NULL, 0, d), -ETIMEDOUT);
+    cr_assert_geq(weft_now(), d - MS);
+    cr_assert_lt(weft_now() - d, 300 * MS);
+    int c = weft_net_dial(addr, 0, WEFT_NEVER);
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof(peer);
+    int s = weft_io_accept(lfd, (struct sockaddr *)&peer, &plen, 0, 0);   /* ready: try once */
+    cr_assert_geq(s, 0, "accept: %d", s);
+    cr_assert_eq(peer.ss_family, AF_INET);
+    /* recv times out, and the connection still works afterwards */
+    char buf[16];
+    d = weft_deadline_in(20 * MS);
+    cr_assert_eq(weft_io_recv(s, buf, sizeof(buf), 0, d), -ETIMEDOUT);
+    cr_assert_geq(weft_now(), d - MS);
+    cr_assert_eq(weft_io_send(c, "ping", 4, 0, WEFT_NEVER), 4);
+    cr_assert_eq(weft_io_recv(s, buf, sizeof(buf), 0, weft_deadline_in(5000 * MS)), 4);
+    /* recvmsg with a deadline */
+    struct iovec iov = { buf, sizeof(buf) };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    cr_assert_eq(weft_io_recvmsg(s, &mh, 0, weft_deadline_in(10 * MS)), -ETIMEDOUT);
+    weft_io_close(c);
+    weft_io_close(s);
+
+    /* connect times out: a listener whose accept queue is full drops the
+     * SYNs of further connections, so their connects hang. */
+    int full = weft_net_listen("127.0.0.1:0", 1, 0);
+    char faddr[64];
+    snprintf(faddr, sizeof(faddr), "127.0.0.1:%d", weft_net_local_port(full));
+    int hold[8], nh = 0, rc = 0;
+    for (; nh < 8; nh++) {
+        rc = hold[nh] = weft_net_dial(faddr, 0, weft_deadline_in(200 * MS));
+        if (rc < 0)
+            break;
+    }
+    cr_assert_eq(rc, -ETIMEDOUT, "a connect to a full queue: %d", rc);
+    for (int i = 0; i < nh; i++)
+        close(hold[i]);
+    close(full);
+    weft_io_close(lfd);
+    return NULL;
+}
+
+Test(net, timeouts_accept_recv_connect, .timeout = 30)
+{
+    run_main(2, timeouts_main, NULL);
+}
+
+struct blocked {
+    int fd;
+    _Atomic int started;
+    int rc;
+};
+
+static void *accept_forever(void *arg)
+{
+    struct blocked *b = arg;
+    atomic_store(&b->started, 1);
+    b->rc = weft_io_accept(b->fd, NULL, NULL, 0, WEFT_NEVER);
+    return NULL;
+}
+
+static void *cancel_accept_main(void *arg)
+{
+    int lfd = weft_net_listen("127.0.0.1:0", 0, 0);
+    cr_assert_geq(lfd, 0);
+    struct blocked b = { .fd = lfd };
+    weft_task t;
+    cr_assert_eq(weft_task_spawn(&t, accept_forever, &b, NULL), 0);
+    while (!atomic_load(&b.started))
+        weft_yield();
+    weft_sleep(5 * MS);
+    cr_assert_eq(weft_task_cancel(t), 0);
+    cr_assert_eq(weft_task_join(t, NULL, WEFT_NEVER), 0);
+    cr_assert_eq(b.rc, -ECANCELED);
+    /* the connection that comes next waits in the queue, unaccepted */
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", weft_net_local_port(lfd));
+    int c = weft_net_dial(addr, 0, WEFT_NEVER);
+    cr_assert_geq(c, 0);
+    int s = weft_io_accept(lfd, NULL, NULL, 0, weft_deadline_in(5000 * MS));
+    cr_assert_geq(s, 0);
+    close(s);
+    close(c);
+    close(lfd);
+    return NULL;
+}
+
+Test(net, cancel_blocked_accept, .timeout = 30)
+{
+    run_main(4, cancel_accept_main, NULL);
+}
+
+/* ---- EMFILE: the accept loop backs off ------------------------------------------------ */
+
+static _Atomic int emfile_handled;
+
+static void hold_until_eof(int fd, void *arg)
+{
+    char b[16];
+    while (weft_io_recv(fd, b, sizeof(b), 0, WEFT_NEVER) > 0)
+        ;
+    atomic_fetch_add(&emfile_handled, 1);
+    weft_io_close(fd);
+}
+
+struct emfile_srv {
+    int lfd;
+};
+
+static void *emfile_serve(void *arg)
+{
+    struct emfile_srv *s = arg;
+    return (void *)(intptr_t)weft_net_serve(s->lfd, hold_until_eof, NULL, NULL, WEFT_NEVER);
+}
+
+static int64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void *emfile_main(void *arg)
+{
+    enum { N = 6 };
+    struct emfile_srv s = { .lfd = weft_net_listen("127.0.0.1:0", 64, 0) };
+    cr_assert_geq(s.lfd, 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", weft_net_local_port(s.lfd));
+    int c[N];
+    for (int i = 0; i < N; i++)
+        cr_assert_geq(c[i] = weft_net_dial(addr, 0, WEFT_NEVER), 0);
+    /* Room for two more fds, then EMFILE. */
+    int probe = dup(0);
+    int top = probe;
+    for (int fd = probe + 1; fd < probe + 64; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            top = fd;
+    close(probe);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_NOFILE, &old);
+    lim = old;
+    lim.rlim_cur = (rlim_t)top + 3;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+    weft_task srv;
+    cr_assert_eq(weft_task_spawn(&srv, emfile_serve, &s, NULL), 0);
+    weft_sleep(20 * MS);
+    /* Out of fds: the loop must sleep, not spin. */
+    int64_t c0 = cpu_ns(), w0 = weft_now();
+    weft_sleep(200 * MS);
+    int64_t cpu = cpu_ns() - c0, wall = weft_now() - w0;
+    cr_assert_lt(cpu, wall / 4, "accept loop spun: %lld ns CPU in %lld ns",
+                 (long long)cpu, (long long)wall);
+    cr_assert_eq(atomic_load(&emfile_handled), 0);
+    /* Free fds: each closed client lets its handler finish and close, and
+     * the loop accepts the next. */
+    for (int i = 0; i < N; i++)
+        close(c[i]);
+    int64_t until = weft_deadline_in(10000 * MS);
+    while (atomic_load(&emfile_handled) < N && weft_now() < until)
+        weft_sleep(2 * MS);
+    cr_assert_eq(atomic_load(&emfile_handled), N);
+    setrlimit(RLIMIT_NOFILE, &old);
+    void *r;
+    weft_task_cancel(srv);
+    cr_assert_eq(weft_task_join(srv, &r, WEFT_NEVER), 0);
+    cr_assert_eq((intptr_t)r, -ECANCELED);
+    close(s.lfd);
+    return NULL;
+}
+
+Test(net, emfile_accept_loop_backs_off, .timeout = 30)
+{
+    run_main(4, emfile_main, NULL);
+}
+
+/* ---- many connections, byte-exact ----------------------------------------------------- */
+
+struct client {
+    const char *addr;
+    unsigned id;
+    _Atomic unsigned *done;
+};
+
+static void *client_task(void *arg)
+{
+    struct client *c = arg;
+    int fd = weft_net_dial(c->addr, WEFT_NET_NODELAY, weft_deadline_in(10000 * MS));
+    cr_assert_geq(fd, 0, "dial: %d", fd);
+    unsigned rounds = (unsigned)test_scale(40);
+    unsigned char out[9000], in[9000];
+    uint32_t x = c->id * 2654435761u + 1;
+    for (unsigned r = 0; r < rounds; r++) {
+        size_t len = 1 + (x >> 7) % sizeof(out);
+        for (size_t i = 0; i < len; i++) {
+            x = x * 1103515245u + 12345u;
+            out[i] = (unsigned char)(x >> 16);
+        }
+        cr_assert_eq(weft_write_all(fd, out, len, WEFT_NEVER), (ssize_t)len);
+        cr_assert_eq(weft_read_exact(NULL, fd, in, len, weft_deadline_in(10000 * MS)),
+                     (ssize_t)len);
+        cr_assert_arr_eq(in, out, len, "client %u round %u: bytes differ", c->id, r);
+    }
+    weft_io_close(fd);
+    atomic_fetch_add(c->done, 1);
+    return NULL;
+}
+
+static void *many_main(void *arg)
+{
+    unsigned n = (unsigned)test_scale(500);
+    char addr[64];
+    struct server s;
+    start_server(&s, listen_any_port("127.0.0.1", addr, sizeof(addr)));
+    struct client *cs = calloc(n, sizeof(*cs));
+    weft_task *ts = calloc(n, sizeof(*ts));
+    _Atomic unsigned done = 0;
+    for (unsigned i = 0; i < n; i++) {
+        cs[i] = (struct client){ .addr = addr, .id = i, .done = &done };
+        cr_assert_eq(weft_task_spawn(&ts[i], client_task, &cs[i], NULL), 0);
+    }
+    for (unsigned i = 0; i < n; i++)
+        cr_assert_eq(weft_task_join(ts[i], NULL, WEFT_NEVER), 0);
+    cr_assert_eq(atomic_load(&done), n);
+    stop_server(&s);
+    free(cs);
+    free(ts);
+    return NULL;
+}
+
+Test(net, many_connections_byte_exact, .timeout = 60)
+{
+    run_main(8, many_main, NULL);
+}
+
+/* ---- buffered helpers, msg calls, splice ------------------------------------------------- */
+
+struct feeder {
+    int fd;
+    const char *data;
+    size_t len, chunk;
+};
+
+static void *feed(void *arg)
+{
+    struct feeder *f = arg;
+    for (size_t off = 0; off < f->len; off += f->chunk) {
+        size_t n = f->len - off < f->chunk ? f->len - off : f->chunk;
+        cr_assert_eq(weft_write_all(f->fd, f->data + off, n, WEFT_NEVER), (ssize_t)n);
+        weft_sleep(1 * MS);
+    }
+    weft_io_shutdown(f->fd, SHUT_WR);
+    return NULL;
+}
+
+static void *buffered_main(void *arg)
+{
+    int sp[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    static const char text[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\nBODY12345partial";
+    struct feeder f = { .fd = sp[1], .data = text, .len = sizeof(text) - 1, .chunk = 3 };
+    weft_task t;
+    cr_assert_eq(weft_task_spawn(&t, feed, &f, NULL), 0);
+    weft_reader r;
+    cr_assert_eq(weft_reader_init(&r, sp[0], 64), 0);
+    char line[128];
+    cr_assert_eq(weft_read_until(&r, "\r\n", 2, line, sizeof(line), WEFT_NEVER), 16);
+    cr_assert_arr_eq(line, "GET / HTTP/1.1\r\n", 16);
+    cr_assert_eq(weft_read_until(&r, "\r\n\r\n", 4, line, sizeof(line), WEFT_NEVER), 11);
+    cr_assert_arr_eq(line, "Host: x\r\n\r\n", 11);
+    cr_assert_eq(weft_read_exact(&r, -1, line, 9, WEFT_NEVER), 9);
+    cr_assert_arr_eq(line, "BODY12345", 9);
+    /* the stream ends in mid-line */
+    cr_assert_eq(weft_read_until(&r, "\n", 1, line, sizeof(line), WEFT_NEVER), -EPIPE);
+    cr_assert_eq(weft_task_join(t, NULL, WEFT_NEVER), 0);
+    weft_reader_free(&r);
+    close(sp[0]);
+    close(sp[1]);
+
+    /* no delimiter within the buffer: -ENOBUFS; read_exact past the end: -EPIPE */
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    char big[100];
+    memset(big, 'a', sizeof(big));
+    cr_assert_eq(weft_write_all(sp[1], big, sizeof(big), WEFT_NEVER), 100);
+    cr_assert_eq(weft_reader_init(&r, sp[0], 32), 0);
+    cr_assert_eq(weft_read_until(&r, "\n", 1, line, sizeof(line), WEFT_NEVER), -ENOBUFS);
+    weft_io_shutdown(sp[1], SHUT_WR);
+    cr_assert_eq(weft_read_exact(&r, -1, line, 128, WEFT_NEVER), -EPIPE);
+    cr_assert_eq(weft_read_until(&r, "\n", 1, line, sizeof(line), weft_deadline_in(MS)), 0);
+    weft_reader_free(&r);
+    close(sp[0]);
+    close(sp[1]);
+    return NULL;
+}
+
+Test(net, buffered_read_until_exact_write_all, .timeout = 30)
+{
+    run_main(2, buffered_main, NULL);
+}
+
+static void *msg_splice_main(void *arg)
+{
+    int sp[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    char a[] = "abc", b[] = "defgh";
+    struct iovec wv[2] = { { a, 3 }, { b, 5 } };
+    struct msghdr wm = { .msg_iov = wv, .msg_iovlen = 2 };
+    cr_assert_eq(weft_io_sendmsg(sp[0], &wm, 0, WEFT_NEVER), 8);
+    char x[4], y[4];
+    struct iovec rv[2] = { { x, 4 }, { y, 4 } };
+    struct msghdr rm = { .msg_iov = rv, .msg_iovlen = 2 };
+    cr_assert_eq(weft_io_recvmsg(sp[1], &rm, 0, WEFT_NEVER), 8);
+    cr_assert_arr_eq(x, "abcd", 4);
+    cr_assert_arr_eq(y, "efgh", 4);
+    /* splice: socket -> pipe -> socket */
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    cr_assert_eq(weft_io_send(sp[0], "spliced!", 8, 0, WEFT_NEVER), 8);
+    cr_assert_eq(weft_io_splice(sp[1], -1, p[1], -1, 8, 0, WEFT_NEVER), 8);
+    cr_assert_eq(weft_io_splice(p[0], -1, sp[1], -1, 8, 0, WEFT_NEVER), 8);
+    char back[8];
+    cr_assert_eq(weft_read_exact(NULL, sp[0], back, 8, WEFT_NEVER), 8);
+    cr_assert_arr_eq(back, "spliced!", 8);
+    /* splice with nothing to read: deadline */
+    cr_assert_eq(weft_io_splice(sp[1], -1, p[1], -1, 8, 0, weft_deadline_in(10 * MS)), -ETIMEDOUT);
+    close(p[0]);
+    close(p[1]);
+    close(sp[0]);
+    close(sp[1]);
+    return NULL;
+}
+
+Test(net, recvmsg_sendmsg_splice, .timeout = 30)
+{
+    run_main(2, msg_splice_main, NULL);
+}
+
+Test(net, foreign_thread_dial_and_echo, .timeout = 30)
+{
+    /* No runtime: listen, dial and the IO calls are plain system calls. */
+    int lfd = weft_net_listen("127.0.0.1:0", 0, 0);
+    cr_assert_geq(lfd, 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", weft_net_local_port(lfd));
+    int c = weft_net_dial(addr, WEFT_NET_NODELAY, weft_deadline_in(5000 * MS));
+    cr_assert_geq(c, 0);
+    int s = weft_io_accept(lfd, NULL, NULL, 0, weft_deadline_in(5000 * MS));
+    cr_assert_geq(s, 0);
+    cr_assert_eq(weft_write_all(c, "xyz", 3, WEFT_NEVER), 3);
+    char b[3];
+    cr_assert_eq(weft_read_exact(NULL, s, b, 3, weft_deadline_in(5000 * MS)), 3);
+    cr_assert_eq(weft_io_recv(s, b, 3, 0, weft_deadline_in(10 * MS)), -ETIMEDOUT);
+    close(c);
+    close(s);
+    close(lfd);
+}
