@@ -141,11 +141,18 @@ void weft__sched_ready(struct weft__runtime *rt, struct weft__task *t, bool lifo
     struct weft__worker *w = weft__worker_current();
     if (w && w->rt == rt) {
         if (lifo) {
-            /* release: publishes @t to a thief's exchange; the old occupant
-             * was put there by this thread, so nothing to acquire. */
+            /* Only the owner puts; thieves only take (exchange with NULL).
+             * So an empty slot can be filled with a plain store-release
+             * (it publishes @t to a thief's acquiring exchange), saving a
+             * locked instruction on every ping-pong wake. A full slot needs
+             * the exchange: a thief may be taking the old occupant. */
+            if (!atomic_load_explicit(&w->lifo, memory_order_relaxed)) {
+                atomic_store_explicit(&w->lifo, t, memory_order_release);
+                return;     /* runs next here: no other worker needed */
+            }
             t = atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
             if (!t)
-                return;     /* runs next here: no other worker needed */
+                return;
         }
         push_local(w, t);
         if (rt->nworkers > 1)
