@@ -136,7 +136,7 @@ int weft_stats_get(weft_stats *out);
  * handle for a newer task). A zeroed handle names no task.
  */
 typedef struct weft_task {
-    struct weft__task *ptr;
+    void *ptr;          /* opaque: the runtime's task control block */
     uint64_t id;
 } weft_task;
 
