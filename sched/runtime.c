@@ -89,6 +89,14 @@ int64_t weft__runtime_live(struct weft__runtime *rt)
     return spawned - finished;
 }
 
+/* Sleep @ns in the root task, uncancellably (main may have cancelled it). */
+static void root_nap(int64_t ns)
+{
+    struct weft__waiter w;
+    weft__waiter_init(&w);
+    weft__waiter_wait_flags(&w, weft_deadline_in(ns), WEFT__WAIT_NOCANCEL);
+}
+
 /* The root task: the user's main, then the shutdown sequence. */
 static void *root_main(void *arg)
 {
@@ -117,8 +125,16 @@ static void *root_main(void *arg)
                                 WEFT__WAIT_NOCANCEL);
         atomic_store_explicit(&rt->quiesce, NULL, memory_order_seq_cst);
 
-        /* No foreign spawn is half done while we hold the write lock. */
-        pthread_rwlock_wrlock(&g_rt_lock);
+        if (weft__runtime_live(rt) != 0)
+            continue;
+        /* No foreign spawn is half done while we hold the write lock. Only
+         * try it: a foreign thread may hold the read lock across a join
+         * whose task waits in this very worker's queue, and a worker that
+         * blocks here would never run it. Look again shortly instead. */
+        if (pthread_rwlock_trywrlock(&g_rt_lock) != 0) {
+            root_nap(1000000);
+            continue;
+        }
         bool done = weft__runtime_live(rt) == 0;
         if (done)
             atomic_store_explicit(&rt->stop, true, memory_order_release);

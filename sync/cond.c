@@ -8,6 +8,7 @@
 #include "alloc/mem.h"
 
 #include <errno.h>
+#include <stdbool.h>
 
 struct weft_cond {
     struct weft__spinlock lock;
@@ -42,8 +43,16 @@ int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline)
     int rc = weft_mutex_unlock(m);
     if (rc) {                               /* @m was not locked */
         weft__spin_lock(&c->lock);
+        bool still_queued = n.linked;
         weft__waitq_remove(&c->q, &n);
         weft__spin_unlock(&c->lock);
+        if (!still_queued) {
+            /* A signaller claimed us in the meantime and is about to
+             * signal @w: wait for it (our frame must outlive its touch,
+             * wait.h), then hand the signal on to a real waiter. */
+            weft__waiter_wait_flags(&w, WEFT_NEVER, WEFT__WAIT_NOCANCEL);
+            weft_cond_signal(c);
+        }
         return rc;
     }
     weft__spin_lock(&c->lock);

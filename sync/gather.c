@@ -95,7 +95,7 @@ int weft_wait(weft_future *const *fs, size_t n, int mode, int64_t deadline)
         return n ? wait_first(fs, n, NULL, deadline) : -EINVAL;
     for (size_t i = 0; i < n; i++) {
         int rc = weft__future_await(fs[i], NULL, deadline, 0);
-        if (rc == -ETIMEDOUT || rc == -ECANCELED) {
+        if (weft__wait_aborted(rc)) {
             /* a future's own outcome may read the same: ask its state */
             if (weft_future_state_get(fs[i]) == WEFT_FUTURE_PENDING)
                 return rc;

@@ -172,7 +172,11 @@ int weft_group_wait(weft_group *g, int64_t deadline)
         weft__waitq_push(&g->q, &n);
         int rc = weft__waitq_block(&g->lock, &g->q, &n, deadline, flags);
         weft__spin_lock(&g->lock);
-        if (weft__wait_aborted(rc) && rc != -ENOMEM) {
+        if (rc == -ENOMEM) {
+            /* The deadline's timer could not be armed: wait without one
+             * rather than spin re-arming it. */
+            deadline = WEFT_NEVER;
+        } else if (weft__wait_aborted(rc)) {
             /* Deadline or our own cancellation: cancel the children and
              * wait, uncancellably, for each to acknowledge by returning. */
             if (!reason)
