@@ -175,3 +175,41 @@ Test(foreign, spawn_races_runtime_start_and_stop, .timeout = 60)
     /* weft_run waits for every task spawned before it stops */
     cr_assert_eq(atomic_load(&g_ran), atomic_load(&g_spawned_ok));
 }
+
+/* A foreign thread blocked joining a task when main returns: shutdown
+ * cancels the task, the join returns its result, weft_run returns. With one
+ * worker, the task can only run where the root task runs. */
+struct fj { weft_task t; pthread_t th; int rc; intptr_t result; _Atomic int joining; };
+
+static void *foreign_joiner(void *arg)
+{
+    struct fj *f = arg;
+    void *r = NULL;
+    atomic_store(&f->joining, 1);
+    f->rc = weft_task_join(f->t, &r, WEFT_NEVER);
+    f->result = (intptr_t)r;
+    return NULL;
+}
+
+static void *main_leaves_foreign_joiner(void *arg)
+{
+    struct fj *f = arg;
+    cr_assert_eq(weft_task_spawn(&f->t, sleep_long, NULL, NULL), 0);
+    cr_assert_eq(pthread_create(&f->th, NULL, foreign_joiner, f), 0);
+    while (!atomic_load(&f->joining))
+        weft_sleep(100000);
+    weft_sleep(1000000);   /* most likely inside the join by now; either way works */
+    return NULL;
+}
+
+Test(foreign, join_in_flight_at_shutdown, .timeout = 30)
+{
+    for (unsigned workers = 1; workers <= 2; workers++) {
+        struct fj f = { 0 };
+        weft_config cfg = { .workers = workers };
+        cr_assert_eq(weft_run(&cfg, main_leaves_foreign_joiner, &f, NULL), 0);
+        pthread_join(f.th, NULL);
+        cr_assert_eq(f.rc, 0);
+        cr_assert_eq(f.result, -ECANCELED);
+    }
+}
