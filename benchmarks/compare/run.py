@@ -14,9 +14,11 @@ Standard library only; run it with Debian's /usr/bin/python3.
 
     run.py [--quick | --full | --smoke] [--only fib,skynet] [--runtimes weft,go]
 
-Adding a workload (an echo server, say) is one WORKLOADS entry: its name, what
-one op is, sizes per mode, and, where the default command line does not fit,
-a per-runtime command builder.
+Adding a workload is one WORKLOADS entry: its name, what one op is, sizes per
+mode, and, where the default command line does not fit, a per-runtime command
+builder. Server workloads (echo, http, mixed: a server per runtime variant
+driven by echo-load or wrk, pinned, killed on every path) are SERVER_WORKLOADS
+entries; they get their own table (req/s, p50, p99, server CPU per request).
 """
 
 import argparse
@@ -966,9 +968,9 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     m = p.add_mutually_exclusive_group()
     m.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                   help="about 3 minutes on 2 cores (default)")
+                   help="about 3 minutes (runtimes) + 5 (servers) on 2 cores (default)")
     m.add_argument("--full", dest="mode", action="store_const", const="full",
-                   help="full sizes, 7 rounds (about 20 minutes on 2 cores)")
+                   help="full sizes, 7 rounds (about 40 minutes on 2 cores)")
     m.add_argument("--smoke", dest="mode", action="store_const", const="smoke",
                    help="tiny sizes, 1 round, 1 rep: does every counterpart work?")
     p.add_argument("--only", help="comma-separated workloads: "
