@@ -3,6 +3,7 @@
  *
  *   echo-load [--addr HOST:PORT] [--conns N] [--size BYTES] [--duration S]
  *             [--depth D] [--warmup S] [--workers W] [--server-pid PID]
+ *             [--heavy-every K [--marker C]]
  *
  * Each connection is a task: it sends D messages of SIZE bytes (one write),
  * reads the D echoes back and checks every byte (a pattern of connection,
@@ -13,6 +14,14 @@
  *        server_cpu_us_per_req=C errors=E
  * server_cpu_us_per_req comes from /proc/PID/stat (utime+stime) of
  * --server-pid, read before and after the measured interval.
+ * With --heavy-every K, message number seq of every connection is heavy
+ * when seq % K == K - 1 (connections are staggered so that heavy requests
+ * are spread out): its first byte is C (default 'B'), and every other
+ * message's first byte is anything but C. The line then also reports the
+ * light requests' latency and the heavy requests' separately:
+ *   ... light_p50_us=X light_p99_us=Y heavy_n=H heavy_p50_us=Z heavy_p99_us=W
+ * (the server must frame requests by SIZE and answer each in order; use
+ * --depth 1). Every byte is still verified.
  * Exits 1 when a byte differs or a connection fails.
  */
 #define _GNU_SOURCE
@@ -31,11 +40,13 @@ struct opts {
     size_t size;
     double duration, warmup;
     int server_pid;
+    unsigned heavy_every;
+    unsigned char marker;
 };
 
 static struct opts o = {
     .addr = "127.0.0.1:9000", .conns = 50, .depth = 1, .workers = 1,
-    .size = 1024, .duration = 5, .warmup = 1, .server_pid = 0,
+    .size = 1024, .duration = 5, .warmup = 1, .server_pid = 0, .heavy_every = 0, .marker = 'B',
 };
 
 static _Atomic int phase;            /* 0 warm-up, 1 measuring, 2 stop */
@@ -46,7 +57,14 @@ struct conn {
     uint64_t count;                  /* requests completed while measuring */
     uint32_t *lat;                   /* ns, saturated at 4 s */
     size_t nlat, caplat;
+    uint32_t *hlat;                  /* heavy requests' latencies (--heavy-every) */
+    size_t nhlat, caphlat;
 };
+
+static bool is_heavy(const struct conn *c, uint64_t seq)
+{
+    return o.heavy_every && (seq + c->id) % o.heavy_every == o.heavy_every - 1;
+}
 
 static void fill(unsigned char *p, size_t len, unsigned id, uint64_t seq)
 {
@@ -57,15 +75,23 @@ static void fill(unsigned char *p, size_t len, unsigned id, uint64_t seq)
     }
 }
 
-static void record(struct conn *c, int64_t ns)
+static void push(uint32_t **v, size_t *n, size_t *cap, int64_t ns)
 {
-    if (c->nlat == c->caplat) {
-        c->caplat = c->caplat ? c->caplat * 2 : 4096;
-        c->lat = realloc(c->lat, c->caplat * sizeof(*c->lat));
-        if (!c->lat)
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 4096;
+        *v = realloc(*v, *cap * sizeof(**v));
+        if (!*v)
             abort();
     }
-    c->lat[c->nlat++] = ns > 4000000000LL ? 4000000000u : (uint32_t)ns;
+    (*v)[(*n)++] = ns > 4000000000LL ? 4000000000u : (uint32_t)ns;
+}
+
+static void record(struct conn *c, int64_t ns, bool heavy)
+{
+    if (heavy)
+        push(&c->hlat, &c->nhlat, &c->caphlat, ns);
+    else
+        push(&c->lat, &c->nlat, &c->caplat, ns);
 }
 
 static void *conn_task(void *arg)
@@ -81,8 +107,12 @@ static void *conn_task(void *arg)
     unsigned char *out = malloc(batch), *in = malloc(batch);
     uint64_t seq = 0;
     while (atomic_load_explicit(&phase, memory_order_relaxed) < 2) {
-        for (unsigned d = 0; d < o.depth; d++)
-            fill(out + d * o.size, o.size, c->id, seq + d);
+        for (unsigned d = 0; d < o.depth; d++) {
+            unsigned char *m = out + d * o.size;
+            fill(m, o.size, c->id, seq + d);
+            if (o.heavy_every)
+                m[0] = is_heavy(c, seq + d) ? o.marker : (m[0] == o.marker ? m[0] ^ 1 : m[0]);
+        }
         int64_t t0 = weft_now();
         if (weft_write_all(fd, out, batch, WEFT_NEVER) < 0)
             goto fail;
@@ -103,7 +133,7 @@ static void *conn_task(void *arg)
                     goto out;
                 }
                 if (measuring) {
-                    record(c, now - t0);
+                    record(c, now - t0, is_heavy(c, seq + done));
                     c->count++;
                 }
             }
@@ -177,17 +207,32 @@ static void *load_main(void *arg)
     double cpu1 = server_cpu_s();
     for (unsigned i = 0; i < o.conns; i++)
         weft_task_join(ts[i], NULL, WEFT_NEVER);
-    size_t total = 0;
-    for (unsigned i = 0; i < o.conns; i++)
-        total += cs[i].nlat;
+    /* all = every request; light/heavy split with --heavy-every */
+    size_t nlight = 0, nheavy = 0;
+    for (unsigned i = 0; i < o.conns; i++) {
+        nlight += cs[i].nlat;
+        nheavy += cs[i].nhlat;
+    }
+    size_t total = nlight + nheavy;
     uint32_t *all = malloc((total ? total : 1) * sizeof(*all));
-    size_t k = 0;
+    uint32_t *light = malloc((nlight ? nlight : 1) * sizeof(*all));
+    uint32_t *heavy = malloc((nheavy ? nheavy : 1) * sizeof(*all));
+    size_t k = 0, kl = 0, kh = 0;
     for (unsigned i = 0; i < o.conns; i++) {
         memcpy(all + k, cs[i].lat, cs[i].nlat * sizeof(*all));
         k += cs[i].nlat;
+        memcpy(all + k, cs[i].hlat, cs[i].nhlat * sizeof(*all));
+        k += cs[i].nhlat;
+        memcpy(light + kl, cs[i].lat, cs[i].nlat * sizeof(*all));
+        kl += cs[i].nlat;
+        memcpy(heavy + kh, cs[i].hlat, cs[i].nhlat * sizeof(*all));
+        kh += cs[i].nhlat;
         free(cs[i].lat);
+        free(cs[i].hlat);
     }
     qsort(all, total, sizeof(*all), cmp_u32);
+    qsort(light, nlight, sizeof(*all), cmp_u32);
+    qsort(heavy, nheavy, sizeof(*all), cmp_u32);
     double secs = (double)(t1 - t0) / 1e9;
     double p50 = total ? all[total / 2] / 1e3 : 0;
     double p99 = total ? all[(size_t)((double)total * 0.99)] / 1e3 : 0;
@@ -197,6 +242,19 @@ static void *load_main(void *arg)
            "server_cpu_us_per_req=%.2f errors=%llu\n",
            o.conns, o.size, o.depth, (double)total / secs, p50, p99, p999, cpu_per_req,
            (unsigned long long)atomic_load(&errors));
+    if (o.heavy_every) {
+        /* a second line: the light and the heavy requests apart */
+        printf("mixed heavy_every=%u light_n=%zu light_p50_us=%.1f light_p99_us=%.1f "
+               "heavy_n=%zu heavy_p50_us=%.1f heavy_p99_us=%.1f\n",
+               o.heavy_every, nlight,
+               nlight ? light[nlight / 2] / 1e3 : 0,
+               nlight ? light[(size_t)((double)nlight * 0.99)] / 1e3 : 0,
+               nheavy,
+               nheavy ? heavy[nheavy / 2] / 1e3 : 0,
+               nheavy ? heavy[(size_t)((double)nheavy * 0.99)] / 1e3 : 0);
+    }
+    free(light);
+    free(heavy);
     free(all);
     free(cs);
     free(ts);
@@ -225,11 +283,15 @@ int main(int argc, char **argv)
             o.workers = (unsigned)atoi(v);
         else if (!strcmp(a, "--server-pid"))
             o.server_pid = atoi(v);
+        else if (!strcmp(a, "--heavy-every"))
+            o.heavy_every = (unsigned)atoi(v);
+        else if (!strcmp(a, "--marker"))
+            o.marker = (unsigned char)v[0];
         else
             goto usage;
         i++;
     }
-    if (!o.conns || !o.size || !o.depth)
+    if (!o.conns || !o.size || !o.depth || (o.heavy_every && o.depth != 1))
         goto usage;
     weft_config cfg = { .workers = o.workers };
     int rc = weft_run(&cfg, load_main, NULL, NULL);
@@ -240,6 +302,7 @@ int main(int argc, char **argv)
     return atomic_load(&errors) ? 1 : 0;
 usage:
     fprintf(stderr, "usage: %s [--addr HOST:PORT] [--conns N] [--size B] [--duration S] "
-            "[--depth D] [--warmup S] [--workers W] [--server-pid PID]\n", argv[0]);
+            "[--depth D] [--warmup S] [--workers W] [--server-pid PID] "
+            "[--heavy-every K [--marker C]]\n", argv[0]);
     return 2;
 }

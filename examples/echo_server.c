@@ -2,19 +2,68 @@
  * echo_server — a task per connection: receive, then send it all back.
  *
  *   echo_server [--port N] [--addr HOST] [--workers N]
+ *               [--burn-marker C --size B [--burn-us U]]
  *
  * Listens on HOST:N (default 127.0.0.1:9000); --workers 0 = one per CPU.
+ *
+ * --burn-marker: the mixed workload of benchmarks/compare. Requests are
+ * B bytes each (--size); a request whose first byte is C makes the
+ * connection's task burn U microseconds of CPU (default 1000, measured
+ * with the thread's CPU clock) before it echoes the request. The burn is
+ * plain CPU work in the task: it does not yield, so it holds its worker
+ * while the other workers keep serving the other connections.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "weft.h"
+
+static int burn_marker = -1;
+static size_t msg_size;
+static long burn_us = 1000;
+
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Spend @us microseconds of this thread's CPU time. */
+static void burn_cpu(long us)
+{
+    int64_t end = thread_cpu_ns() + us * 1000LL;
+    while (thread_cpu_ns() < end)
+        ;
+}
+
+static void echo_mixed(int fd)
+{
+    unsigned char *buf = malloc(msg_size);
+    weft_net_nodelay(fd, true);
+    while (buf) {
+        if (weft_read_exact(NULL, fd, buf, msg_size, WEFT_NEVER) != (ssize_t)msg_size)
+            break;
+        if (buf[0] == (unsigned char)burn_marker)
+            burn_cpu(burn_us);
+        if (weft_write_all(fd, buf, msg_size, WEFT_NEVER) < 0)
+            break;
+    }
+    free(buf);
+    weft_io_close(fd);
+}
 
 static void echo(int fd, void *arg)
 {
     char buf[16384];
+    if (burn_marker >= 0) {
+        echo_mixed(fd);
+        return;
+    }
     weft_net_nodelay(fd, true);
     for (;;) {
         ssize_t n = weft_io_recv(fd, buf, sizeof(buf), 0, WEFT_NEVER);
@@ -55,10 +104,21 @@ int main(int argc, char **argv)
             host = argv[++i];
         else if (!strcmp(argv[i], "--workers") && i + 1 < argc)
             cfg.workers = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--burn-marker") && i + 1 < argc)
+            burn_marker = (unsigned char)argv[++i][0];
+        else if (!strcmp(argv[i], "--size") && i + 1 < argc)
+            msg_size = (size_t)atol(argv[++i]);
+        else if (!strcmp(argv[i], "--burn-us") && i + 1 < argc)
+            burn_us = atol(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--port N] [--addr HOST] [--workers N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--port N] [--addr HOST] [--workers N] "
+                    "[--burn-marker C --size B [--burn-us U]]\n", argv[0]);
             return 2;
         }
+    }
+    if (burn_marker >= 0 && !msg_size) {
+        fprintf(stderr, "echo_server: --burn-marker needs --size\n");
+        return 2;
     }
     snprintf(buf, sizeof(buf), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     addr = buf;

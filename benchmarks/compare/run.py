@@ -14,9 +14,11 @@ Standard library only; run it with Debian's /usr/bin/python3.
 
     run.py [--quick | --full | --smoke] [--only fib,skynet] [--runtimes weft,go]
 
-Adding a workload (an echo server, say) is one WORKLOADS entry: its name, what
-one op is, sizes per mode, and, where the default command line does not fit,
-a per-runtime command builder.
+Adding a workload is one WORKLOADS entry: its name, what one op is, sizes per
+mode, and, where the default command line does not fit, a per-runtime command
+builder. Server workloads (echo, http, mixed: a server per runtime variant
+driven by echo-load or wrk, pinned, killed on every path) are SERVER_WORKLOADS
+entries; they get their own table (req/s, p50, p99, server CPU per request).
 """
 
 import argparse
@@ -82,6 +84,10 @@ class Ctx:
     go_bench: Path
     python: str
     py_bench: Path
+    build: Path = ROOT / "build"
+    py_servers: Path = HERE / "py_servers.py"
+    echo_load: Path = ROOT / "build" / "benchmarks" / "echo-load"
+    wrk: str = "wrk"
 
 
 def default_command(rt: str, ctx: Ctx, wl: "Workload", n: int, workers: int,
@@ -150,6 +156,417 @@ WORKLOADS = [
              sizes(quick=(500_000, 20_000), full=(1_000_000, 200_000),
                    smoke=(1_000, 1_000))),
 ]
+
+
+# --------------------------------------------------------------------------
+# Server workloads: a server (one per runtime variant) and a load client
+# --------------------------------------------------------------------------
+#
+# A server workload starts a server on a free loopback port (pinned with
+# `taskset -c 0` when pin_server), waits until it accepts, runs the load
+# client pinned to CPU 1 (`taskset -c 1`), then stops the server (its whole
+# process group, on every path). The client checks correctness: echo-load
+# verifies every byte echoed, wrk's non-2xx answers or socket errors fail the
+# cell, and the HTTP servers' body is checked once before the load.
+
+@dataclass
+class Variant:
+    runtime: str                    # weft | asyncio | uvloop | go (availability, --runtimes)
+    label: str                      # the table's name for this server
+    argv: Callable[["Ctx", "ServerWorkload", int, int], Sequence[str]]   # ctx, wl, port, workers
+    needs: Tuple[str, ...] = ()     # python modules it imports (aiohttp)
+
+
+@dataclass
+class ServerWorkload:
+    name: str
+    what: str
+    client: str                     # echo | wrk | mixed
+    workers: int
+    pin_server: bool
+    variants: Sequence[Variant]
+    duration: Dict[str, float]      # mode -> measured seconds
+    warmup: Dict[str, float]
+    conns: int = 50
+    size: int = 1024
+    heavy_every: int = 100
+    burn_us: int = 1000
+
+
+def _py(kind, loop, *extra):
+    return lambda ctx, wl, port, w: [ctx.python, str(ctx.py_servers), kind, "--loop", loop,
+                                     "--port", str(port), *extra]
+
+
+def _py_mixed(loop, *extra):
+    return lambda ctx, wl, port, w: [ctx.python, str(ctx.py_servers), "mixed", "--loop", loop,
+                                     "--port", str(port), "--size", str(wl.size),
+                                     "--burn-us", str(wl.burn_us), *extra]
+
+
+def _go(kind):
+    def f(ctx, wl, port, w):
+        extra = (["--size", str(wl.size), "--burn-us", str(wl.burn_us)]
+                 if kind == "mixed-server" else [])
+        return [str(ctx.go_bench), kind, "--port", str(port), "--workers", str(w), *extra]
+    return f
+
+
+def _weft(prog, mixed=False):
+    def f(ctx, wl, port, w):
+        extra = (["--burn-marker", "B", "--size", str(wl.size), "--burn-us", str(wl.burn_us)]
+                 if mixed else [])
+        return [str(ctx.build / "examples" / prog), "--port", str(port), "--workers", str(w),
+                *extra]
+    return f
+
+
+SERVER_DURATION = {"quick": 3.0, "full": 10.0, "smoke": 0.5}
+SERVER_WARMUP = {"quick": 1.0, "full": 2.0, "smoke": 0.2}
+
+SERVER_WORKLOADS = [
+    ServerWorkload(
+        "echo", "echo server, 50 connections, 1 KiB ping-pong (echo-load, depth 1, "
+        "every byte verified); server pinned to CPU 0, client to CPU 1",
+        "echo", workers=1, pin_server=True, duration=SERVER_DURATION, warmup=SERVER_WARMUP,
+        variants=[
+            Variant("weft", "weft", _weft("echo_server")),
+            Variant("asyncio", "asyncio protocol", _py("echo", "asyncio", "--api", "protocol")),
+            Variant("asyncio", "asyncio streams", _py("echo", "asyncio", "--api", "streams")),
+            Variant("uvloop", "uvloop protocol", _py("echo", "uvloop", "--api", "protocol")),
+            Variant("uvloop", "uvloop streams", _py("echo", "uvloop", "--api", "streams")),
+            Variant("go", "go", _go("echo-server")),
+        ]),
+    ServerWorkload(
+        "http", "HTTP/1.1 keep-alive GET / -> 200 \"Hello, world!\\n\" (wrk -t1 -c50 --latency); "
+        "server pinned to CPU 0, wrk to CPU 1",
+        "wrk", workers=1, pin_server=True, duration=SERVER_DURATION, warmup=SERVER_WARMUP,
+        variants=[
+            Variant("weft", "weft (http_hello)", _weft("http_hello")),
+            Variant("asyncio", "aiohttp asyncio", _py("http", "asyncio"), needs=("aiohttp",)),
+            Variant("uvloop", "aiohttp uvloop", _py("http", "uvloop"), needs=("aiohttp",)),
+            Variant("go", "go net/http", _go("http-server")),
+        ]),
+    ServerWorkload(
+        "mixed", "echo, 50 connections, 1 KiB requests; 1 in 100 (first byte 'B') burns "
+        "1 ms of CPU in the server before its answer; p50/p99 of the light requests; "
+        "server on 2 workers, not pinned; client on CPU 1",
+        "mixed", workers=2, pin_server=False, duration=SERVER_DURATION, warmup=SERVER_WARMUP,
+        variants=[
+            Variant("weft", "weft", _weft("echo_server", mixed=True)),
+            Variant("asyncio", "asyncio", _py_mixed("asyncio")),
+            Variant("asyncio", "asyncio executor", _py_mixed("asyncio", "--executor")),
+            Variant("uvloop", "uvloop", _py_mixed("uvloop")),
+            Variant("uvloop", "uvloop executor", _py_mixed("uvloop", "--executor")),
+            Variant("go", "go", _go("mixed-server")),
+        ]),
+]
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_cpu_s(pid: int) -> Optional[float]:
+    """utime + stime of a process (all its threads), in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def wait_accepting(proc, port: int, timeout_s: float) -> Optional[str]:
+    """Wait until something accepts on 127.0.0.1:port. None, or why not."""
+    import socket
+    t_end = time.monotonic() + timeout_s
+    while time.monotonic() < t_end:
+        if proc.poll() is not None:
+            return f"server exited with status {proc.returncode} before accepting"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return None
+        except OSError:
+            time.sleep(0.03)
+    return f"server did not accept within {timeout_s:.0f} s"
+
+
+def stop_server(proc) -> None:
+    """SIGTERM the server's process group, then SIGKILL what is left."""
+    import signal
+    if proc is None:
+        return
+    for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        # the leader is gone; make sure nothing else of its group survives
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return
+
+
+def _kv(line: str) -> dict:
+    return dict(p.split("=", 1) for p in line.split() if "=" in p)
+
+
+def parse_wrk(out: str) -> Tuple[Optional[dict], str]:
+    """req/s, p50, p99 (us) and request count from `wrk --latency`; why not."""
+    import re
+    r: dict = {}
+    unit = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 6e7}
+    for line in out.splitlines():
+        s = line.strip()
+        m = re.match(r"Requests/sec:\s+([\d.]+)", s)
+        if m:
+            r["req_s"] = float(m.group(1))
+        m = re.match(r"(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s|m)$", s)
+        if m:
+            r["p50_us" if m.group(1) == "50" else "p99_us"] = float(m.group(2)) * unit[m.group(3)]
+        m = re.match(r"(\d+) requests in", s)
+        if m:
+            r["requests"] = int(m.group(1))
+        m = re.match(r"Non-2xx or 3xx responses:\s+(\d+)", s)
+        if m:
+            r["non_2xx"] = int(m.group(1))
+        m = re.match(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", s)
+        if m:
+            r["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"),
+                                          map(int, m.groups())))
+    if "req_s" not in r or "p50_us" not in r or "p99_us" not in r:
+        return None, "could not parse wrk's output"
+    if r.get("non_2xx"):
+        return None, f"wrk: {r['non_2xx']} non-2xx/3xx responses"
+    errs = r.get("socket_errors") or {}
+    if any(errs.get(k) for k in ("connect", "read", "write")):
+        return None, f"wrk: socket errors {errs}"
+    if not r.get("requests"):
+        return None, "wrk: no request completed"
+    return r, ""
+
+
+def check_http(port: int) -> Optional[str]:
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+            body = resp.read()
+            if resp.status != 200 or body != b"Hello, world!\n":
+                return f"GET / answered {resp.status} {body[:40]!r}, want 200 'Hello, world!\\n'"
+    except Exception as e:      # noqa: BLE001 - any failure is the server's
+        return f"GET / failed: {e}"
+    return None
+
+
+@dataclass
+class ServerRun:
+    workload: str
+    workers: int
+    label: str
+    runtime: str
+    round: int
+    server_argv: Sequence[str] = ()
+    client_argv: Sequence[str] = ()
+    status: str = ""                # ok | failed
+    why: str = ""
+    result: dict = field(default_factory=dict)
+    wall_s: float = 0.0
+    quiet_wait_s: float = 0.0
+    busy_cores: Optional[float] = None
+    busy: bool = False
+
+
+SERVER_METRICS = ("req_s", "p50_us", "p99_us", "cpu_us_per_req", "heavy_p50_us", "heavy_p99_us")
+
+
+@dataclass
+class ServerCell:
+    workload: str
+    workers: int
+    label: str
+    runtime: str
+    status: str = "not run"         # ok | failed | unavailable | not run
+    why: str = ""
+    runs: list = field(default_factory=list)
+
+    def med(self, key):
+        xs = [r.result[key] for r in self.runs if r.status == "ok" and r.result.get(key) is not None]
+        return statistics.median(xs) if xs else None
+
+    def spread(self, key="req_s"):
+        xs = [r.result[key] for r in self.runs if r.status == "ok" and r.result.get(key)]
+        m = statistics.median(xs) if xs else None
+        return (max(xs) - min(xs)) / m if xs and m else None
+
+    @property
+    def unreliable(self):
+        s = self.spread()
+        return sum(1 for r in self.runs if r.status == "ok") > 1 and s is not None \
+            and s > UNRELIABLE_SPREAD
+
+
+def run_server_one(run: ServerRun, wl: ServerWorkload, v: Variant, ctx: "Ctx", mode: str,
+                   timeout_s: float) -> None:
+    import tempfile
+    t0 = time.monotonic()
+    port = free_port()
+    sargv = list(v.argv(ctx, wl, port, wl.workers))
+    if wl.pin_server:
+        sargv = ["taskset", "-c", "0", *sargv]
+    run.server_argv = sargv
+    dur, warm = wl.duration[mode], wl.warmup[mode]
+    proc = None
+    errf = tempfile.TemporaryFile()
+    try:
+        try:
+            proc = subprocess.Popen(sargv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=errf, cwd=ROOT, start_new_session=True)
+        except OSError as e:
+            run.status, run.why = "failed", f"server could not start: {e}"
+            return
+        why = wait_accepting(proc, port, 15.0)
+        if why:
+            errf.seek(0)
+            err = errf.read().decode(errors="replace").strip()
+            run.status, run.why = "failed", why + (": " + err.splitlines()[-1] if err else "")
+            return
+        if wl.client == "wrk":
+            why = check_http(port)
+            if why:
+                run.status, run.why = "failed", why
+                return
+            time.sleep(min(warm, 0.5))
+            cargv = ["taskset", "-c", "1", ctx.wrk, "-t1", f"-c{wl.conns}",
+                     f"-d{max(1, int(round(dur)))}s", "--latency", f"http://127.0.0.1:{port}/"]
+        else:
+            cargv = ["taskset", "-c", "1", str(ctx.echo_load), "--addr", f"127.0.0.1:{port}",
+                     "--conns", str(wl.conns), "--size", str(wl.size), "--depth", "1",
+                     "--duration", str(dur), "--warmup", str(warm), "--workers", "1",
+                     "--server-pid", str(proc.pid)]
+            if wl.client == "mixed":
+                cargv += ["--heavy-every", str(wl.heavy_every), "--marker", "B"]
+        run.client_argv = cargv
+        cpu0 = proc_cpu_s(proc.pid)
+        try:
+            p = subprocess.run(cargv, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT)
+        except subprocess.TimeoutExpired:
+            run.status, run.why = "failed", f"client timed out after {timeout_s:.0f} s"
+            return
+        except OSError as e:
+            run.status, run.why = "failed", f"client could not start: {e}"
+            return
+        cpu1 = proc_cpu_s(proc.pid)
+        if proc.poll() is not None:
+            run.status, run.why = "failed", f"server died (status {proc.returncode}) under load"
+            return
+        err = (p.stderr or "").strip()
+        if wl.client == "wrk":
+            r, why = parse_wrk(p.stdout)
+            if p.returncode != 0 or r is None:
+                run.status = "failed"
+                run.why = why or f"wrk exit status {p.returncode}: {err[-200:]}"
+                return
+            if cpu0 is not None and cpu1 is not None:
+                r["cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / r["requests"]
+            run.result = r
+        else:
+            if p.returncode != 0:
+                run.status = "failed"
+                run.why = (f"echo-load exit status {p.returncode}"
+                           + (": " + err.splitlines()[-1] if err else ""))
+                return
+            echo = mixed = None
+            for line in p.stdout.splitlines():
+                if line.startswith("echo "):
+                    echo = _kv(line)
+                elif line.startswith("mixed "):
+                    mixed = _kv(line)
+            if echo is None or (wl.client == "mixed" and mixed is None):
+                run.status, run.why = "failed", "no parsable echo-load line"
+                return
+            if int(echo.get("errors", "1")) != 0:
+                run.status, run.why = "failed", f"echo-load reported {echo.get('errors')} errors"
+                return
+            r = {"req_s": float(echo["req_s"]), "cpu_us_per_req":
+                 float(echo["server_cpu_us_per_req"]),
+                 "all_p50_us": float(echo["p50_us"]), "all_p99_us": float(echo["p99_us"]),
+                 "p999_us": float(echo["p999_us"])}
+            if mixed:
+                r.update(p50_us=float(mixed["light_p50_us"]), p99_us=float(mixed["light_p99_us"]),
+                         heavy_p50_us=float(mixed["heavy_p50_us"]),
+                         heavy_p99_us=float(mixed["heavy_p99_us"]),
+                         light_n=int(mixed["light_n"]), heavy_n=int(mixed["heavy_n"]))
+            else:
+                r.update(p50_us=r["all_p50_us"], p99_us=r["all_p99_us"])
+            if r["req_s"] <= 0:
+                run.status, run.why = "failed", "no request completed"
+                return
+            run.result = r
+        run.status = "ok"
+    finally:
+        stop_server(proc)
+        errf.close()
+        run.wall_s = time.monotonic() - t0
+
+
+def fmt_num(x: Optional[float]) -> str:
+    if x is None:
+        return "—"
+    if x >= 1000:
+        return f"{x:,.0f}"
+    if x >= 100:
+        return f"{x:.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def server_markdown(swls, scells, cfg) -> str:
+    out = ["## Servers — throughput, latency and server CPU per request", "",
+           f"{cfg['rounds']} round(s) interleaved; each figure is the median over rounds. "
+           "req/s: higher is better; p50/p99 (microseconds) and server CPU per request: "
+           "lower is better. For mixed, p50/p99 are the light requests' (heavy p99 apart) and "
+           "req/s counts all requests.", "",
+           "| workload | workers | server | req/s | p50 us | p99 us | server CPU us/req "
+           "| heavy p99 us | weft req/s ÷ this |",
+           "|---|--:|---|--:|--:|--:|--:|--:|--:|"]
+    for wl in swls:
+        weft = scells.get((wl.name, wl.workers, "weft")) or next(
+            (c for (n, w, lab), c in scells.items() if n == wl.name and c.runtime == "weft"), None)
+        wr = weft.med("req_s") if weft and weft.status == "ok" else None
+        for v in wl.variants:
+            c = scells.get((wl.name, wl.workers, v.label))
+            if c is None:
+                continue
+            if c.status == "failed":
+                cols = ["FAIL"] * 5 + ["—"]
+            elif c.status != "ok":
+                cols = ["—"] * 6
+            else:
+                rq = fmt_num(c.med("req_s"))
+                if c.unreliable:
+                    rq += f" (unreliable, spread {c.spread():.0%})"
+                r = c.med("req_s")
+                cols = [rq, fmt_num(c.med("p50_us")), fmt_num(c.med("p99_us")),
+                        fmt_num(c.med("cpu_us_per_req")),
+                        fmt_num(c.med("heavy_p99_us")) if wl.client == "mixed" else "",
+                        fmt_ratio(wr / r) if wr and r and v.runtime != "weft" else "—"]
+            out.append(f"| {wl.name} | {wl.workers} | {v.label} | " + " | ".join(cols) + " |")
+    out += ["", "FAIL = a correctness failure (echo-load byte mismatch or connection error, "
+            "wrk non-2xx or socket errors, wrong HTTP body), a crash or a timeout; its figures "
+            "are left out. — = not run (runtime or tool unavailable).", ""]
+    out.append("Workloads: " + "; ".join(f"{w.name} = {w.what}" for w in swls) + ".")
+    return "\n".join(out)
 
 
 # --------------------------------------------------------------------------
@@ -551,12 +968,14 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     m = p.add_mutually_exclusive_group()
     m.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                   help="about 3 minutes on 2 cores (default)")
+                   help="about 3 minutes (runtimes) + 5 (servers) on 2 cores (default)")
     m.add_argument("--full", dest="mode", action="store_const", const="full",
-                   help="full sizes, 7 rounds (about 20 minutes on 2 cores)")
+                   help="full sizes, 7 rounds (about 40 minutes on 2 cores)")
     m.add_argument("--smoke", dest="mode", action="store_const", const="smoke",
                    help="tiny sizes, 1 round, 1 rep: does every counterpart work?")
-    p.add_argument("--only", help="comma-separated workloads: " + ",".join(w.name for w in WORKLOADS))
+    p.add_argument("--only", help="comma-separated workloads: "
+                   + ",".join(w.name for w in WORKLOADS + SERVER_WORKLOADS)
+                   + " (or the groups compute, servers)")
     p.add_argument("--runtimes", help="comma-separated, from " + ",".join(RUNTIMES))
     p.add_argument("--workers", help="comma-separated worker counts (default 1,2)")
     p.add_argument("--rounds", type=int, help="override the mode's rounds")
@@ -597,10 +1016,12 @@ def main(argv=None) -> int:
     tools_dir = build / "compare"
     tools_dir.mkdir(parents=True, exist_ok=True)
 
-    workloads = WORKLOADS
+    workloads, swls = WORKLOADS, SERVER_WORKLOADS
     if a.only:
-        names = split_list(a.only, [w.name for w in WORKLOADS], "workload")
-        workloads = [w for w in WORKLOADS if w.name in names]
+        names = split_list(a.only, [w.name for w in WORKLOADS + SERVER_WORKLOADS]
+                           + ["compute", "servers"], "workload")
+        workloads = [w for w in WORKLOADS if w.name in names or "compute" in names]
+        swls = [w for w in SERVER_WORKLOADS if w.name in names or "servers" in names]
     asked = split_list(a.runtimes, RUNTIMES, "runtime") if a.runtimes else list(RUNTIMES)
     runtimes = [rt for rt in RUNTIMES if rt in asked]
     try:
@@ -643,7 +1064,8 @@ def main(argv=None) -> int:
 
     ctx = Ctx(weft_bench=weft_bench.resolve() if weft_bench.exists() else weft_bench,
               go_bench=go_bin or tools_dir / "go-bench", python=python,
-              py_bench=HERE / "py_bench.py")
+              py_bench=HERE / "py_bench.py", build=build,
+              echo_load=build / "benchmarks" / "echo-load", wrk=shutil.which("wrk") or "wrk")
     mach = machine(python, go_version)
 
     # The grid: rows = workload x workers, columns = runtimes.
@@ -661,9 +1083,42 @@ def main(argv=None) -> int:
                 c.status, c.why = "unsupported", f"{rt} has one event loop (workers=1 only)"
             else:
                 plan.append((wl, w, rt))
-    total = rounds * len(plan)
-    log(f"run.py: {a.mode}: {len(rows)} rows x {len(active)} runtimes, {rounds} round(s), "
-        f"{total} runs; results in {out_dir}")
+
+    # Server workloads: one cell per (workload, server variant).
+    scells: Dict[Tuple[str, int, str], ServerCell] = {}
+    splan = []    # (server workload, variant) in the order of one round
+    have_mod = {}
+    for swl in swls:
+        for v in swl.variants:
+            if v.runtime not in runtimes:
+                continue
+            c = scells[(swl.name, swl.workers, v.label)] = ServerCell(swl.name, swl.workers,
+                                                                       v.label, v.runtime)
+            why = unavailable.get(v.runtime)
+            if not why and swl.client in ("echo", "mixed") and not os.access(ctx.echo_load,
+                                                                             os.X_OK):
+                why = f"{ctx.echo_load} not built (cmake --build build)"
+            if not why and swl.client == "wrk" and not shutil.which("wrk"):
+                why = "wrk not installed (apt-get install wrk)"
+            if not why and not shutil.which("taskset"):
+                why = "taskset not installed (util-linux)"
+            if not why and v.runtime == "weft":
+                prog = Path(v.argv(ctx, swl, 1, 1)[0])
+                if not os.access(prog, os.X_OK):
+                    why = f"{prog} not built (cmake --build build)"
+            for mod in v.needs:
+                if mod not in have_mod:
+                    have_mod[mod] = bool(sh([python, "-c", f"import {mod}; print(1)"]))
+                if not why and not have_mod[mod]:
+                    why = f"{python} cannot import {mod} (apt-get install python3-{mod})"
+            if why:
+                c.status, c.why = "unavailable", why
+            else:
+                splan.append((swl, v))
+    total = rounds * (len(plan) + len(splan))
+    log(f"run.py: {a.mode}: {len(rows)} rows x {len(active)} runtimes + {len(scells)} server "
+        f"cells, {rounds} round(s), {total} runs; results in {out_dir}")
+    all_sruns = []
 
     all_runs = []
     busy_streak = 0     # consecutive runs that waited in vain for a quiet machine
@@ -726,6 +1181,31 @@ def main(argv=None) -> int:
             busy = f" (machine busy: {r.busy_cores:.2f} cores)" if was_busy else ""
             log(f"[{done:3d}/{total}] round {rnd}/{rounds} {wl:<8} w={w} {rt:<7} "
                 f"{res}{busy}  ~{fmt_dur(left)} left")
+        for swl, v in splan:
+            c = scells[(swl.name, swl.workers, v.label)]
+            done += 1
+            if c.status == "failed":
+                continue
+            r = ServerRun(swl.name, swl.workers, v.label, v.runtime, rnd)
+            r.quiet_wait_s, r.busy_cores = wait_quiet(min(quiet_wait, 1.0) if busy_for_good
+                                                      else quiet_wait)
+            r.busy = r.busy_cores is not None and r.quiet_wait_s >= min(quiet_wait, 1.0) \
+                and r.busy_cores > max(0.25, 0.1 * (os.cpu_count() or 1))
+            run_server_one(r, swl, v, ctx, a.mode, timeout_s)
+            all_sruns.append(r)
+            c.runs.append(r)
+            if r.status == "ok":
+                c.status = "ok"
+                x = r.result
+                res = (f"{x['req_s']:,.0f} req/s p50 {fmt_num(x['p50_us'])} us "
+                       f"p99 {fmt_num(x['p99_us'])} us cpu "
+                       f"{fmt_num(x.get('cpu_us_per_req'))} us/req")
+            else:
+                c.status, c.why = "failed", r.why
+                res = f"FAILED: {r.why}"
+            busy = f" (machine busy: {r.busy_cores:.2f} cores)" if r.busy else ""
+            log(f"[{done:3d}/{total}] round {rnd}/{rounds} {swl.name:<8} w={swl.workers} "
+                f"{v.label:<18} {res}{busy}")
     elapsed = time.monotonic() - t_start
 
     # Notes: places where the runtimes may not be doing the same thing.
@@ -752,6 +1232,7 @@ def main(argv=None) -> int:
                 notes.append(f"{wl} w={w} n={n}: the runtimes create different numbers of tasks: "
                              + "; ".join(f"{'/'.join(r)} {t}" for t, r in lst))
     failures = [c for c in cells.values() if c.status == "failed"]
+    sfailures = [c for c in scells.values() if c.status == "failed"]
 
     cfg = {"mode": a.mode, "rounds": rounds,
            "reps": reps_override or mode.reps, "runtimes": runtimes,
@@ -760,8 +1241,10 @@ def main(argv=None) -> int:
                                     if a.mode in w.reps),
            "workloads": [w.name for w in workloads], "workers": worker_counts,
            "quiet_wait_s": quiet_wait, "timeout_s": timeout_s,
-           "unavailable": unavailable, "elapsed_s": round(elapsed, 1)}
-    table = markdown(rows, runtimes, cells, workloads, mach, cfg)
+           "unavailable": unavailable, "elapsed_s": round(elapsed, 1),
+           "server_workloads": [w.name for w in swls]}
+    table = markdown(rows, runtimes, cells, workloads, mach, cfg) if rows else ""
+    stable = server_markdown(swls, scells, cfg) if scells else ""
     answer, summary = verdict(rows, runtimes, cells)
 
     # results.json / results.csv / ratios.svg
@@ -779,7 +1262,20 @@ def main(argv=None) -> int:
                      "round": r.round, "argv": r.argv, "status": r.status, "why": r.why,
                      "ns_per_op": r.ns_per_op, "result": r.result, "wall_s": round(r.wall_s, 3),
                      "quiet_wait_s": round(r.quiet_wait_s, 3),
-                     "busy_cores": r.busy_cores, "machine_busy": r.busy} for r in all_runs]}
+                     "busy_cores": r.busy_cores, "machine_busy": r.busy} for r in all_runs],
+           "server_cells": [{"workload": c.workload, "workers": c.workers, "server": c.label,
+                             "runtime": c.runtime, "status": c.status, "why": c.why,
+                             **{k: c.med(k) for k in SERVER_METRICS},
+                             "req_s_spread": c.spread(), "unreliable": c.unreliable,
+                             "rounds": [r.result for r in c.runs if r.status == "ok"]}
+                            for c in scells.values()],
+           "server_runs": [{"workload": r.workload, "workers": r.workers, "server": r.label,
+                            "runtime": r.runtime, "round": r.round,
+                            "server_argv": r.server_argv, "client_argv": r.client_argv,
+                            "status": r.status, "why": r.why, "result": r.result,
+                            "wall_s": round(r.wall_s, 3), "quiet_wait_s": round(r.quiet_wait_s, 3),
+                            "busy_cores": r.busy_cores, "machine_busy": r.busy}
+                           for r in all_sruns]}
     (out_dir / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
     with open(out_dir / "results.csv", "w", newline="") as f:
         wr = csv.writer(f)
@@ -787,7 +1283,7 @@ def main(argv=None) -> int:
                  "weft_git")
         wr.writerow(["workload", "workers", "runtime", "status", "n", "ops", "ns_per_op",
                      "spread", "unreliable", "ms", "cold_ms", "ratio_vs_weft", "rounds",
-                     "mode", *mkeys])
+                     "mode", *mkeys, *SERVER_METRICS])
         for c in cells.values():
             j = cell_json(c)
             wr.writerow([c.workload, c.workers, c.runtime, c.status, c.n, j["ops"],
@@ -796,14 +1292,27 @@ def main(argv=None) -> int:
                          j["ms"] or "", j["cold_ms"] or "",
                          f"{j['ratio_vs_weft']:.3f}" if j["ratio_vs_weft"] else "",
                          ";".join(f"{v:.3f}" for v in c.values), a.mode,
-                         *(mach[k] for k in mkeys)])
+                         *(mach[k] for k in mkeys), *[""] * len(SERVER_METRICS)])
+        # server cells: runtime = the server's label; rounds = each round's req/s
+        for c in scells.values():
+            wr.writerow([c.workload, c.workers, c.label, c.status, "", "", "",
+                         f"{c.spread():.3f}" if c.spread() is not None else "",
+                         int(c.unreliable), "", "", "",
+                         ";".join(f"{r.result['req_s']:.0f}" for r in c.runs if r.status == "ok"),
+                         a.mode, *(mach[k] for k in mkeys),
+                         *[f"{c.med(k):.3f}" if c.med(k) is not None else ""
+                           for k in SERVER_METRICS]])
     note = (f"{mach['cpu']}, {mach['cores']} cores, Linux {mach['kernel']}, "
             f"{a.mode} mode, {mach['date'][:10]}")
     (out_dir / "ratios.svg").write_text(svg_chart(rows, runtimes, cells, note))
 
-    print(table)
-    print()
-    print(answer)
+    if table:
+        print(table)
+        print()
+        print(answer)
+    if stable:
+        print()
+        print(stable)
     for rt in runtimes:
         if rt in unavailable:
             print(f"- {rt} not run: {unavailable[rt]}")
@@ -811,10 +1320,17 @@ def main(argv=None) -> int:
                     if c.runtime == "weft" and c.status == "unsupported"})
     if unsup:
         print(f"- weft-bench has no {', '.join(unsup)} yet (shown as —).")
-    nbusy = sum(1 for r in all_runs if r.busy)
+    nbusy = sum(1 for r in all_runs + all_sruns if r.busy)
     if nbusy:
-        print(f"- the machine was busy with something else during {nbusy} of {len(all_runs)} "
-              "runs: treat these figures with care.")
+        print(f"- the machine was busy with something else during {nbusy} of "
+              f"{len(all_runs) + len(all_sruns)} runs: treat these figures with care.")
+    for c in scells.values():
+        if c.status == "unavailable":
+            print(f"- {c.workload} {c.label} not run: {c.why}")
+    sunrel = [f"{c.workload}/{c.label}" for c in scells.values() if c.unreliable]
+    if sunrel:
+        print(f"- unreliable req/s (spread > {UNRELIABLE_SPREAD:.0%} across rounds): "
+              f"{', '.join(sunrel)}.")
     unrel = [f"{c.workload}/w{c.workers}/{c.runtime}" for c in cells.values() if c.unreliable]
     if unrel:
         print(f"- unreliable (spread > {UNRELIABLE_SPREAD:.0%} across rounds): {', '.join(unrel)}; "
@@ -823,10 +1339,13 @@ def main(argv=None) -> int:
         print(f"- note: {nt}")
     for c in failures:
         print(f"- FAILED {c.workload} w={c.workers} {c.runtime}: {c.why}")
+    for c in sfailures:
+        print(f"- FAILED {c.workload} w={c.workers} {c.label}: {c.why}")
     print(f"\nTook {fmt_dur(elapsed)}. Results: {out_dir / 'results.json'}, "
           f"{out_dir / 'results.csv'}, chart: {out_dir / 'ratios.svg'}")
-    if failures:
-        log(f"run.py: {len(failures)} benchmark(s) failed; their figures are not reported")
+    if failures or sfailures:
+        log(f"run.py: {len(failures) + len(sfailures)} benchmark(s) failed; "
+            "their figures are not reported")
         return 1
     return 0
 

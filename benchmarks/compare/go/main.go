@@ -12,6 +12,9 @@
 // unknown workload exits with status 2 ("unknown benchmark").
 //
 // Usage: go-bench [--bench] NAME [--n N] [--workers W] [--reps R] [--cutoff C]
+//
+// The servers for run.py's server workloads are in servers.go
+// (go-bench echo-server|http-server|mixed-server --port P ...).
 package main
 
 import (
@@ -226,6 +229,13 @@ func fail(code int, format string, args ...any) {
 }
 
 func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "echo-server", "http-server", "mixed-server":
+			serverMain(os.Args[1], os.Args[2:]) // servers.go
+			return
+		}
+	}
 	fs := flag.NewFlagSet("go-bench", flag.ContinueOnError)
 	bench := fs.String("bench", "", "workload: switch, spawn, skynet, fib, pingpong, oneshot")
 	n := fs.Int("n", 0, "size (0: the workload's default)")
