@@ -450,6 +450,83 @@ Test(net, many_connections_byte_exact, .timeout = 60)
     run_main(8, many_main, NULL);
 }
 
+/* ---- the accept loop: a burst of connections, cancel, deadline -------------------------- */
+
+/* 200 clients dial at once, so one multishot accept posts many CQEs in a
+ * row; each echoes a few KiB byte-exact. Then the serve task is cancelled
+ * while its accept is armed (it must wait for the final CQE), and a serve
+ * with a deadline ends with -ETIMEDOUT. Run with multishot accept and with
+ * WEFT_NO_MULTISHOT=1 (the single-shot loop). */
+static void *burst_client(void *arg)
+{
+    struct client *c = arg;
+    int fd = weft_net_dial(c->addr, WEFT_NET_NODELAY, weft_deadline_in(10000 * MS));
+    cr_assert_geq(fd, 0, "dial: %d", fd);
+    unsigned char out[3000], in[3000];
+    for (size_t i = 0; i < sizeof(out); i++)
+        out[i] = (unsigned char)(c->id * 31 + i * 7);
+    for (int r = 0; r < 3; r++) {
+        cr_assert_eq(weft_write_all(fd, out, sizeof(out), WEFT_NEVER), (ssize_t)sizeof(out));
+        cr_assert_eq(weft_read_exact(NULL, fd, in, sizeof(in), weft_deadline_in(10000 * MS)),
+                     (ssize_t)sizeof(in));
+        cr_assert_arr_eq(in, out, sizeof(out), "client %u: bytes differ", c->id);
+    }
+    weft_io_close(fd);
+    atomic_fetch_add(c->done, 1);
+    return NULL;
+}
+
+static void *deadline_serve(void *arg)
+{
+    int lfd = *(int *)arg;
+    return (void *)(intptr_t)weft_net_serve(lfd, echo_conn, NULL, NULL,
+                                            weft_deadline_in(30 * MS));
+}
+
+static void *burst_main(void *arg)
+{
+    enum { N = 200 };
+    char addr[64];
+    struct server s;
+    start_server(&s, listen_any_port("127.0.0.1", addr, sizeof(addr)));
+    static struct client cs[N];
+    static weft_task ts[N];
+    _Atomic unsigned done = 0;
+    for (unsigned i = 0; i < N; i++) {
+        cs[i] = (struct client){ .addr = addr, .id = i, .done = &done };
+        cr_assert_eq(weft_task_spawn(&ts[i], burst_client, &cs[i], NULL), 0);
+    }
+    for (unsigned i = 0; i < N; i++)
+        cr_assert_eq(weft_task_join(ts[i], NULL, WEFT_NEVER), 0);
+    cr_assert_eq(atomic_load(&done), N);
+    stop_server(&s);                      /* cancel: -ECANCELED */
+    /* Cancel at once, before the loop got to wait. */
+    start_server(&s, listen_any_port("127.0.0.1", addr, sizeof(addr)));
+    stop_server(&s);
+    /* Deadline. */
+    int lfd = weft_net_listen("127.0.0.1:0", 0, 0);
+    cr_assert_geq(lfd, 0);
+    weft_task t;
+    void *r;
+    cr_assert_eq(weft_task_spawn(&t, deadline_serve, &lfd, NULL), 0);
+    cr_assert_eq(weft_task_join(t, &r, WEFT_NEVER), 0);
+    cr_assert_eq((intptr_t)r, -ETIMEDOUT);
+    weft_io_close(lfd);
+    return NULL;
+}
+
+Test(net, serve_burst_cancel_deadline, .timeout = 30)
+{
+    run_main(4, burst_main, NULL);
+}
+
+Test(net, serve_burst_cancel_deadline_single_shot, .timeout = 30)
+{
+    setenv("WEFT_NO_MULTISHOT", "1", 1);
+    run_main(4, burst_main, NULL);
+    unsetenv("WEFT_NO_MULTISHOT");
+}
+
 /* ---- buffered helpers, msg calls, splice ------------------------------------------------- */
 
 struct feeder {
