@@ -1,7 +1,7 @@
 /*
  * echo_server — a task per connection: receive, then send it all back.
  *
- *   echo_server [--port N] [--addr HOST] [--workers N]
+ *   echo_server [--port N] [--addr HOST] [--workers N] [--mrecv]
  *
  * Listens on HOST:N (default 127.0.0.1:9000); --workers 0 = one per CPU.
  */
@@ -12,17 +12,22 @@
 
 #include "weft.h"
 
+static int use_mrecv;   /* --mrecv: read through weft_mrecv (multishot recv) */
+
 static void echo(int fd, void *arg)
 {
     char buf[16384];
     weft_net_nodelay(fd, true);
+    weft_mrecv *m = use_mrecv ? weft_mrecv_new(fd) : NULL;
     for (;;) {
-        ssize_t n = weft_io_recv(fd, buf, sizeof(buf), 0, WEFT_NEVER);
+        ssize_t n = m ? weft_mrecv_recv(m, buf, sizeof(buf), WEFT_NEVER)
+                      : weft_io_recv(fd, buf, sizeof(buf), 0, WEFT_NEVER);
         if (n <= 0)
             break;                 /* peer done, reset, or we were cancelled */
         if (weft_write_all(fd, buf, (size_t)n, WEFT_NEVER) < 0)
             break;
     }
+    weft_mrecv_free(m);
     weft_io_close(fd);
 }
 
@@ -55,8 +60,10 @@ int main(int argc, char **argv)
             host = argv[++i];
         else if (!strcmp(argv[i], "--workers") && i + 1 < argc)
             cfg.workers = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--mrecv"))
+            use_mrecv = 1;
         else {
-            fprintf(stderr, "usage: %s [--port N] [--addr HOST] [--workers N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--port N] [--addr HOST] [--workers N] [--mrecv]\n", argv[0]);
             return 2;
         }
     }

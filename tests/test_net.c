@@ -527,6 +527,115 @@ Test(net, serve_burst_cancel_deadline_single_shot, .timeout = 30)
     unsetenv("WEFT_NO_MULTISHOT");
 }
 
+/* ---- weft_mrecv: multishot recv with provided buffers ------------------------------------ */
+
+/* A 4 MiB stream (past the receiver's high-water mark while the reader
+ * sleeps, so the recv is cancelled and re-armed) read through weft_mrecv
+ * byte-exact, from a reader that migrates between workers; then a reader
+ * blocked in weft_mrecv_recv is cancelled and frees its receiver while the
+ * recv is armed; a deadline; end of stream. With and without multishot. */
+struct mr_writer {
+    int fd;
+    size_t total;
+};
+
+static unsigned char mr_byte(size_t i)
+{
+    return (unsigned char)(i * 131 + (i >> 9));
+}
+
+static void *mr_write(void *arg)
+{
+    struct mr_writer *w = arg;
+    unsigned char chunk[7000];
+    for (size_t off = 0; off < w->total;) {
+        size_t n = w->total - off < sizeof(chunk) ? w->total - off : sizeof(chunk);
+        for (size_t i = 0; i < n; i++)
+            chunk[i] = mr_byte(off + i);
+        cr_assert_eq(weft_write_all(w->fd, chunk, n, WEFT_NEVER), (ssize_t)n);
+        off += n;
+    }
+    weft_io_shutdown(w->fd, SHUT_WR);
+    return NULL;
+}
+
+static void *mr_blocked(void *arg)
+{
+    int fd = *(int *)arg;
+    weft_mrecv *m = weft_mrecv_new(fd);
+    cr_assert_not_null(m);
+    char buf[64];
+    ssize_t n = weft_mrecv_recv(m, buf, sizeof(buf), WEFT_NEVER);
+    weft_mrecv_free(m);          /* armed: waits for the final CQE */
+    return (void *)(intptr_t)n;
+}
+
+static void *mrecv_main(void *arg)
+{
+    int sp[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    struct mr_writer w = { .fd = sp[1], .total = 4u << 20 };
+    weft_task t;
+    cr_assert_eq(weft_task_spawn(&t, mr_write, &w, NULL), 0);
+    weft_mrecv *m = weft_mrecv_new(sp[0]);
+    cr_assert_not_null(m);
+    static unsigned char buf[10000];
+    size_t got = 0;
+    /* A short deadline with nothing to read yet is fine either way. */
+    for (unsigned k = 0;; k++) {
+        if (k == 3)
+            weft_sleep(50 * MS);        /* the queue fills past HIGH */
+        if (k % 16 == 0)
+            weft_yield();               /* may move to another worker */
+        ssize_t n = weft_mrecv_recv(m, buf, 1 + k % sizeof(buf), weft_deadline_in(10000 * MS));
+        cr_assert_geq(n, 0, "mrecv: %zd", n);
+        if (n == 0)
+            break;
+        for (ssize_t i = 0; i < n; i++)
+            cr_assert_eq(buf[i], mr_byte(got + (size_t)i), "byte %zu differs", got + (size_t)i);
+        got += (size_t)n;
+    }
+    cr_assert_eq(got, w.total);
+    cr_assert_eq(weft_mrecv_recv(m, buf, 10, WEFT_NEVER), 0);   /* stays at EOF */
+    cr_assert_eq(weft_task_join(t, NULL, WEFT_NEVER), 0);
+    weft_mrecv_free(m);
+    close(sp[0]);
+    close(sp[1]);
+
+    /* Deadline, then cancel a blocked reader. */
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    m = weft_mrecv_new(sp[0]);
+    cr_assert_eq(weft_mrecv_recv(m, buf, 10, weft_deadline_in(20 * MS)), -ETIMEDOUT);
+    weft_mrecv_free(m);
+    cr_assert_eq(weft_task_spawn(&t, mr_blocked, &sp[0], NULL), 0);
+    weft_sleep(20 * MS);
+    cr_assert_eq(weft_task_cancel(t), 0);
+    void *r;
+    cr_assert_eq(weft_task_join(t, &r, WEFT_NEVER), 0);
+    cr_assert_eq((intptr_t)r, -ECANCELED);
+    /* Data sent after the receiver is gone is still there for the next. */
+    cr_assert_eq(write(sp[1], "xyz", 3), 3);
+    m = weft_mrecv_new(sp[0]);
+    cr_assert_eq(weft_mrecv_recv(m, buf, 10, weft_deadline_in(5000 * MS)), 3);
+    cr_assert_arr_eq(buf, "xyz", 3);
+    weft_mrecv_free(m);
+    close(sp[0]);
+    close(sp[1]);
+    return NULL;
+}
+
+Test(net, mrecv_stream_cancel_deadline, .timeout = 30)
+{
+    run_main(4, mrecv_main, NULL);
+}
+
+Test(net, mrecv_stream_cancel_deadline_fallback, .timeout = 30)
+{
+    setenv("WEFT_NO_MULTISHOT", "1", 1);
+    run_main(4, mrecv_main, NULL);
+    unsetenv("WEFT_NO_MULTISHOT");
+}
+
 /* ---- buffered helpers, msg calls, splice ------------------------------------------------- */
 
 struct feeder {
