@@ -114,10 +114,14 @@ static void mr_complete(struct weft__io_op *op, int res, unsigned flags)
         else if (res < 0 && res != -ENOBUFS && res != -ECANCELED && !m->err)
             m->err = res;
     } else if ((m->len > HIGH || m->err) && !m->stopping) {
-        struct io_uring_sqe *sqe = weft__ring_sqe(r);
-        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&m->op, 0);
-        io_uring_sqe_set_data64(sqe, WEFT__UD_IGNORE);
-        m->stopping = true;
+        /* Never a submit from here (it could reap this op's final CQE
+         * under our lock): with the SQ full, the next CQE tries again. */
+        struct io_uring_sqe *sqe = weft__ring_sqe_try(r);
+        if (sqe) {
+            io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&m->op, 0);
+            io_uring_sqe_set_data64(sqe, WEFT__UD_IGNORE);
+            m->stopping = true;
+        }
     }
     struct weft__waiter *w = claim_locked(m);
     weft__spin_unlock(&m->lock);
@@ -125,17 +129,23 @@ static void mr_complete(struct weft__io_op *op, int res, unsigned flags)
         weft__waiter_signal(w, 0);
 }
 
-/* Owner thread, from the ring's cancel list (weft_mrecv_free). */
+/* Owner thread, from the ring's cancel list (weft_mrecv_free). The lock
+ * is not held while an SQE is taken (a full SQ submits, a submit may reap
+ * this op's CQEs); cancel_queued keeps @m alive meanwhile. */
 static void mr_cancel_run(struct weft__io_op *op)
 {
     struct weft_mrecv *m = MR(op);
     weft__spin_lock(&m->lock);
-    if (m->armed && !m->stopping) {
-        struct io_uring_sqe *sqe = weft__ring_sqe(m->ring);
+    struct weft__ring *r = m->armed && !m->stopping ? m->ring : NULL;
+    if (r)
+        m->stopping = true;
+    weft__spin_unlock(&m->lock);
+    if (r) {
+        struct io_uring_sqe *sqe = weft__ring_sqe(r);
         io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&m->op, 0);
         io_uring_sqe_set_data64(sqe, WEFT__UD_IGNORE);
-        m->stopping = true;
     }
+    weft__spin_lock(&m->lock);
     m->cancel_queued = false;
     struct weft__waiter *w = claim_locked(m);
     weft__spin_unlock(&m->lock);
@@ -193,7 +203,7 @@ static int wait_for(struct weft_mrecv *m, bool (*ready)(struct weft_mrecv *), in
     weft__spin_lock(&m->lock);
     if (ready(m)) {
         weft__spin_unlock(&m->lock);
-        return 0;
+        return 1;
     }
     m->waiter = &w;
     weft__spin_unlock(&m->lock);
@@ -241,7 +251,7 @@ ssize_t weft_mrecv_recv(weft_mrecv *m, void *buf, size_t len, int64_t deadline)
             return weft_io_recv(m->fd, buf, len, 0, deadline);
         }
         int rc = wait_for(m, has_news, deadline, 0);
-        if (rc)
+        if (rc < 0)
             return rc;
     }
 }
@@ -260,8 +270,8 @@ void weft_mrecv_free(weft_mrecv *m)
         struct weft__worker *me = weft__worker_current();
         if (!me || &me->ring != r)
             weft__ring_wake(r, me ? &me->ring : NULL);
-        while (wait_for(m, quiet, WEFT_NEVER, WEFT__WAIT_NOCANCEL) != 0)
-            ;
+        while (wait_for(m, quiet, WEFT_NEVER, WEFT__WAIT_NOCANCEL) != 1)
+            ;                  /* every wake-up rechecks */
     }
     free(m->q);
     weft__mem_free(m, sizeof(*m));

@@ -523,16 +523,21 @@ static void ms_complete(struct weft__io_op *op, int res, unsigned flags)
         weft__waiter_signal(w, 0);
 }
 
-/* Owner thread, from the ring's cancel list. */
+/* Owner thread, from the ring's cancel list. The lock is not held while
+ * an SQE is taken (a full SQ submits, and a submit may reap this op's
+ * CQEs); cancel_queued keeps the serve task, and so @m, waiting. */
 static void ms_cancel_run(struct weft__io_op *op)
 {
     struct ms_accept *m = MS_OF_OP(op);
     weft__spin_lock(&m->lock);
-    if (m->armed) {
-        struct io_uring_sqe *sqe = weft__ring_sqe(m->ring);
+    struct weft__ring *r = m->armed ? m->ring : NULL;
+    weft__spin_unlock(&m->lock);
+    if (r) {
+        struct io_uring_sqe *sqe = weft__ring_sqe(r);
         io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&m->op, 0);
         io_uring_sqe_set_data64(sqe, WEFT__UD_IGNORE);
     }
+    weft__spin_lock(&m->lock);
     m->cancel_queued = false;
     struct weft__waiter *w = ms_claim_locked(m);
     weft__spin_unlock(&m->lock);
@@ -579,8 +584,9 @@ static void ms_spawn_ready(struct ms_accept *m, weft_net_conn_fn fn, void *arg,
     }
 }
 
-/* Wait until @ready(m) holds (checked under the lock) or, unless @nocancel,
- * the deadline or a cancellation (their -errno). */
+/* 1 if @ready(m) holds (checked under the lock); else wait for a wake-up
+ * (0: recheck) or, unless @nocancel, the deadline or a cancellation
+ * (their -errno). */
 static int ms_wait(struct ms_accept *m, bool (*ready)(struct ms_accept *), int64_t deadline,
                    bool nocancel)
 {
@@ -589,7 +595,7 @@ static int ms_wait(struct ms_accept *m, bool (*ready)(struct ms_accept *), int64
     weft__spin_lock(&m->lock);
     if (ready(m)) {
         weft__spin_unlock(&m->lock);
-        return 0;
+        return 1;
     }
     m->waiter = &w;
     weft__spin_unlock(&m->lock);
@@ -628,8 +634,8 @@ static void ms_stop(struct ms_accept *m, weft_net_conn_fn fn, void *arg,
         if (!me || &me->ring != r)
             weft__ring_wake(r, me ? &me->ring : NULL);
     }
-    while (ms_wait(m, ms_quiet, WEFT_NEVER, true) != 0)
-        ;
+    while (ms_wait(m, ms_quiet, WEFT_NEVER, true) != 1)
+        ;                      /* every wake-up rechecks */
     ms_spawn_ready(m, fn, arg, opts);
 }
 
@@ -651,8 +657,9 @@ static int serve_multishot(int lfd, weft_net_conn_fn fn, void *arg,
     int rc;
     for (;;) {
         rc = ms_wait(&m, ms_has_news, deadline, false);
-        if (rc)
+        if (rc < 0)
             break;
+        rc = 0;
         ms_spawn_ready(&m, fn, arg, opts);
         weft__spin_lock(&m.lock);
         bool final = m.final;

@@ -148,6 +148,14 @@ struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
     return sqe;
 }
 
+struct io_uring_sqe *weft__ring_sqe_try(struct weft__ring *r)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+    if (sqe)
+        r->unsubmitted++;
+    return sqe;
+}
+
 void weft__ring_reserve(struct weft__ring *r, unsigned n)
 {
     while (io_uring_sq_space_left(&r->uring) < n)

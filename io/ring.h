@@ -82,6 +82,10 @@ void weft__ring_destroy(struct weft__ring *r);
 /* An SQE to fill; submits first when the SQ is full. Owner thread only. */
 struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r);
 
+/* An SQE to fill, or NULL when the SQ is full (never submits, so never
+ * reaps: for CQE handlers that hold a lock). Owner thread only. */
+struct io_uring_sqe *weft__ring_sqe_try(struct weft__ring *r);
+
 /* Make room for @n SQEs that must be queued back to back (an op and its
  * linked timeout): submits first if fewer are free. Owner thread only. */
 void weft__ring_reserve(struct weft__ring *r, unsigned n);
