@@ -1,10 +1,11 @@
 /*
  * echo_server — a task per connection: receive, then send it all back.
  *
- *   echo_server [--port N] [--addr HOST] [--workers N]
+ *   echo_server [--port N] [--addr HOST] [--workers N] [--mrecv]
  *               [--burn-marker C --size B [--burn-us U]]
  *
  * Listens on HOST:N (default 127.0.0.1:9000); --workers 0 = one per CPU.
+ * --mrecv reads through weft_mrecv (multishot recv, provided buffers).
  *
  * --burn-marker: the mixed workload of benchmarks/compare. Requests are
  * B bytes each (--size); a request whose first byte is C makes the
@@ -22,6 +23,7 @@
 
 #include "weft.h"
 
+static int use_mrecv;   /* --mrecv: read through weft_mrecv (multishot recv) */
 static int burn_marker = -1;
 static size_t msg_size;
 static long burn_us = 1000;
@@ -65,13 +67,16 @@ static void echo(int fd, void *arg)
         return;
     }
     weft_net_nodelay(fd, true);
+    weft_mrecv *m = use_mrecv ? weft_mrecv_new(fd) : NULL;
     for (;;) {
-        ssize_t n = weft_io_recv(fd, buf, sizeof(buf), 0, WEFT_NEVER);
+        ssize_t n = m ? weft_mrecv_recv(m, buf, sizeof(buf), WEFT_NEVER)
+                      : weft_io_recv(fd, buf, sizeof(buf), 0, WEFT_NEVER);
         if (n <= 0)
             break;                 /* peer done, reset, or we were cancelled */
         if (weft_write_all(fd, buf, (size_t)n, WEFT_NEVER) < 0)
             break;
     }
+    weft_mrecv_free(m);
     weft_io_close(fd);
 }
 
@@ -104,6 +109,8 @@ int main(int argc, char **argv)
             host = argv[++i];
         else if (!strcmp(argv[i], "--workers") && i + 1 < argc)
             cfg.workers = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--mrecv"))
+            use_mrecv = 1;
         else if (!strcmp(argv[i], "--burn-marker") && i + 1 < argc)
             burn_marker = (unsigned char)argv[++i][0];
         else if (!strcmp(argv[i], "--size") && i + 1 < argc)
@@ -111,7 +118,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--burn-us") && i + 1 < argc)
             burn_us = atol(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--port N] [--addr HOST] [--workers N] "
+            fprintf(stderr, "usage: %s [--port N] [--addr HOST] [--workers N] [--mrecv] "
                     "[--burn-marker C --size B [--burn-us U]]\n", argv[0]);
             return 2;
         }

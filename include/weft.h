@@ -1001,6 +1001,31 @@ int weft_io_shutdown(int fd, int how);
  *  -errno. Does not wait; no deadline. */
 int weft_io_socket(int domain, int type, int protocol);
 
+/**
+ * weft_mrecv - a socket receiver built on one multishot recv with the
+ * worker ring's provided-buffer ring (kernel 6.0; elsewhere it falls back
+ * to weft_io_recv per call, same results). The kernel keeps the recv armed
+ * and picks buffers itself, so a steady stream costs no submission and no
+ * poll re-arm per read. Received bytes are copied out of the kernel's
+ * buffer into the receiver's own queue on the worker that owns the ring,
+ * which returns the buffer at once: the reading task is not pinned to a
+ * worker. One task at a time may use a receiver. Call weft_mrecv_free
+ * before closing the fd.
+ */
+typedef struct weft_mrecv weft_mrecv;
+
+/** weft_mrecv_new - a receiver for socket @fd. Returns NULL on -ENOMEM. */
+weft_mrecv *weft_mrecv_new(int fd);
+
+/** weft_mrecv_recv - like weft_io_recv: up to @len queued bytes, waiting
+ *  for some until @deadline. 0 at end of stream, -errno after an error
+ *  (sticky), -ETIMEDOUT, -ECANCELED. Task only (-EPERM otherwise). */
+ssize_t weft_mrecv_recv(weft_mrecv *m, void *buf, size_t len, int64_t deadline);
+
+/** weft_mrecv_free - stop the recv (waits for its last completion, even in
+ *  a cancelled task) and free @m. Not the fd. */
+void weft_mrecv_free(weft_mrecv *m);
+
 /* ======================================================================== */
 /* Networking                                                               */
 /* ======================================================================== */

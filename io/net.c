@@ -7,6 +7,7 @@
 #include "weft.h"
 #include "alloc/mem.h"
 #include "io/op.h"
+#include "sched/spinlock.h"
 #include "sched/task.h"
 #include "sched/wait.h"
 #include "sched/worker.h"
@@ -450,9 +451,243 @@ int weft_net_serve(int lfd, weft_net_conn_fn fn, void *arg, const weft_task_opts
     }
 }
 
-/* Multishot accept: step 4 of docs/io.md. Until then, single shots. */
+/* ---- multishot accept ---------------------------------------------------------
+
+One IORING_OP_ACCEPT with IORING_ACCEPT_MULTISHOT per listener, queued on
+the ring of the worker the serve task runs on when it arms it. Its CQEs are
+handled on that ring's owner thread (ms_complete): each accepted fd is put
+on a list under a spinlock and the serve task is woken; the serve task
+spawns the connection tasks (so they get its options, and its task-group
+and cancellation context). The serve task is not pinned: the op belongs to
+its ring, a cancellation reaches that ring through its cancel list (as
+io/op.c does), and after the final CQE (no IORING_CQE_F_MORE) the next arm
+uses whatever ring the task is on then. The struct lives on the serve
+task's stack; the task returns only after the final CQE and after the
+owner took any cancel request off its list. */
+
+struct ms_accept {
+    struct weft__io_op op;            /* first: &op is the user_data */
+    struct weft__spinlock lock;       /* guards everything below */
+    struct weft__ring *ring;          /* the ring of the armed op */
+    struct conn_start *ready;         /* accepted, not yet spawned (LIFO) */
+    struct weft__waiter *waiter;      /* the serve task, when it waits */
+    bool armed;                       /* final CQE not reaped yet */
+    bool cancel_queued;               /* on ring's cancel list */
+    bool final;                       /* a final CQE arrived, err is its result */
+    int err;
+    unsigned accepted;                /* CQEs with an fd, since the last arm */
+};
+
+#define MS_OF_OP(o) ((struct ms_accept *)(o))
+
+/* With the lock held: claim the serve task's waiter if it waits. The
+ * caller signals it after unlocking (a claimed waiter cannot return before
+ * its signal, so it stays valid). */
+static struct weft__waiter *ms_claim_locked(struct ms_accept *m)
+{
+    struct weft__waiter *w = m->waiter;
+    if (w && weft__waiter_claim(w)) {
+        m->waiter = NULL;
+        return w;
+    }
+    return NULL;
+}
+
+/* Owner thread: a CQE of the multishot accept. */
+static void ms_complete(struct weft__io_op *op, int res, unsigned flags)
+{
+    struct ms_accept *m = MS_OF_OP(op);
+    struct conn_start *cs = NULL;
+    if (res >= 0) {
+        cs = weft__mem_alloc(sizeof(*cs));
+        if (!cs) {
+            close(res);
+            res = -ENOMEM;      /* reported only if this is the final CQE */
+        }
+    }
+    weft__spin_lock(&m->lock);
+    if (cs) {
+        cs->fd = res;
+        cs->arg = m->ready;     /* the list link until the task starts */
+        m->ready = cs;
+        m->accepted++;
+    }
+    if (!(flags & IORING_CQE_F_MORE)) {
+        m->armed = false;
+        m->final = true;
+        m->err = res < 0 ? res : 0;
+    }
+    struct weft__waiter *w = ms_claim_locked(m);
+    weft__spin_unlock(&m->lock);
+    if (w)
+        weft__waiter_signal(w, 0);
+}
+
+/* Owner thread, from the ring's cancel list. The lock is not held while
+ * an SQE is taken (a full SQ submits, and a submit may reap this op's
+ * CQEs); cancel_queued keeps the serve task, and so @m, waiting. */
+static void ms_cancel_run(struct weft__io_op *op)
+{
+    struct ms_accept *m = MS_OF_OP(op);
+    weft__spin_lock(&m->lock);
+    struct weft__ring *r = m->armed ? m->ring : NULL;
+    weft__spin_unlock(&m->lock);
+    if (r) {
+        struct io_uring_sqe *sqe = weft__ring_sqe(r);
+        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&m->op, 0);
+        io_uring_sqe_set_data64(sqe, WEFT__UD_IGNORE);
+    }
+    weft__spin_lock(&m->lock);
+    m->cancel_queued = false;
+    struct weft__waiter *w = ms_claim_locked(m);
+    weft__spin_unlock(&m->lock);
+    if (w)
+        weft__waiter_signal(w, 0);
+}
+
+/* Arm on the current worker's ring (task on its worker thread: the owner). */
+static bool ms_arm(struct ms_accept *m, int lfd)
+{
+    struct weft__worker *me = weft__worker_current();
+    if (!me || !me->ring.feat.multishot_accept)
+        return false;
+    struct io_uring_sqe *sqe = weft__ring_sqe(&me->ring);
+    io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data(sqe, &m->op);
+    me->ring.inflight++;
+    weft__spin_lock(&m->lock);
+    m->ring = &me->ring;
+    m->armed = true;
+    m->final = false;
+    m->err = 0;
+    m->accepted = 0;
+    weft__spin_unlock(&m->lock);
+    return true;
+}
+
+/* Take the accepted fds and start their tasks. */
+static void ms_spawn_ready(struct ms_accept *m, weft_net_conn_fn fn, void *arg,
+                           const weft_task_opts *opts)
+{
+    weft__spin_lock(&m->lock);
+    struct conn_start *cs = m->ready;
+    m->ready = NULL;
+    weft__spin_unlock(&m->lock);
+    while (cs) {
+        struct conn_start *next = cs->arg;
+        *cs = (struct conn_start){ .fn = fn, .arg = arg, .fd = cs->fd };
+        if (weft_task_spawn(NULL, conn_task, cs, opts)) {
+            close(cs->fd);
+            weft__mem_free(cs, sizeof(*cs));
+        }
+        cs = next;
+    }
+}
+
+/* 1 if @ready(m) holds (checked under the lock); else wait for a wake-up
+ * (0: recheck) or, unless @nocancel, the deadline or a cancellation
+ * (their -errno). */
+static int ms_wait(struct ms_accept *m, bool (*ready)(struct ms_accept *), int64_t deadline,
+                   bool nocancel)
+{
+    struct weft__waiter w;
+    weft__waiter_init(&w);
+    weft__spin_lock(&m->lock);
+    if (ready(m)) {
+        weft__spin_unlock(&m->lock);
+        return 1;
+    }
+    m->waiter = &w;
+    weft__spin_unlock(&m->lock);
+    int rc = weft__waiter_wait_flags(&w, deadline, nocancel ? WEFT__WAIT_NOCANCEL : 0);
+    weft__spin_lock(&m->lock);
+    if (m->waiter == &w)
+        m->waiter = NULL;      /* ended by the deadline or a cancellation */
+    weft__spin_unlock(&m->lock);
+    return rc;
+}
+
+static bool ms_has_news(struct ms_accept *m)
+{
+    return m->ready || m->final;
+}
+
+static bool ms_quiet(struct ms_accept *m)
+{
+    return !m->armed && !m->cancel_queued;
+}
+
+/* End the armed op (if any) and wait for its final CQE and for the owner
+ * to be done with the cancel request. Connections accepted meanwhile are
+ * still started: the kernel took them off the backlog. */
+static void ms_stop(struct ms_accept *m, weft_net_conn_fn fn, void *arg,
+                    const weft_task_opts *opts)
+{
+    weft__spin_lock(&m->lock);
+    struct weft__ring *r = m->armed ? m->ring : NULL;
+    if (r)
+        m->cancel_queued = true;
+    weft__spin_unlock(&m->lock);
+    if (r) {
+        weft__ring_request_cancel(r, &m->op);
+        struct weft__worker *me = weft__worker_current();
+        if (!me || &me->ring != r)
+            weft__ring_wake(r, me ? &me->ring : NULL);
+    }
+    while (ms_wait(m, ms_quiet, WEFT_NEVER, true) != 1)
+        ;                      /* every wake-up rechecks */
+    ms_spawn_ready(m, fn, arg, opts);
+}
+
+/* Returns -EOPNOTSUPP when the kernel has no multishot accept (the caller
+ * falls back to single shots), else as weft_net_serve. */
 static int serve_multishot(int lfd, weft_net_conn_fn fn, void *arg,
                            const weft_task_opts *opts, int64_t deadline)
 {
-    return -EOPNOTSUPP;
+    struct ms_accept m;
+    memset(&m, 0, sizeof(m));
+    m.op.complete = ms_complete;
+    m.op.cancel = ms_cancel_run;
+    if (weft_task_cancelled())
+        return -ECANCELED;
+    if (!ms_arm(&m, lfd))
+        return -EOPNOTSUPP;
+    bool any = false;              /* accepted at least once */
+    int64_t delay = 1000000;
+    int rc;
+    for (;;) {
+        rc = ms_wait(&m, ms_has_news, deadline, false);
+        if (rc < 0)
+            break;
+        rc = 0;
+        ms_spawn_ready(&m, fn, arg, opts);
+        weft__spin_lock(&m.lock);
+        bool final = m.final;
+        int err = m.err;
+        if (m.accepted)
+            any = true;
+        if (final && m.accepted)
+            delay = 1000000;
+        weft__spin_unlock(&m.lock);
+        if (!final)
+            continue;
+        /* The op ended: re-arm (on the ring we are on now) after a
+         * transient error, back off first when out of resources. */
+        if (err == -EINVAL && !any)
+            return -EOPNOTSUPP;    /* refused the flag: single shots */
+        if (err && !accept_transient(err) && err != -ECANCELED) {
+            if (!accept_exhausted(err)) {
+                rc = err;
+                break;
+            }
+            if ((rc = backoff(&delay, deadline)))
+                break;
+        }
+        if (!ms_arm(&m, lfd)) {
+            rc = -EOPNOTSUPP;      /* cannot happen: the feature is per kernel */
+            break;
+        }
+    }
+    ms_stop(&m, fn, arg, opts);
+    return rc;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,9 +81,53 @@ int weft__ring_init(struct weft__ring *r, unsigned entries)
     return 0;
 }
 
+bool weft__ring_bufring(struct weft__ring *r)
+{
+    if (r->br || r->br_tried)
+        return r->br != NULL;
+    r->br_tried = true;
+    if (!r->feat.buf_ring || !r->feat.recv_multishot)
+        return false;
+    size_t ring_sz = WEFT__BR_COUNT * sizeof(struct io_uring_buf);
+    size_t total = ring_sz + (size_t)WEFT__BR_COUNT * WEFT__BR_SIZE;
+    void *mem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return false;
+    struct io_uring_buf_ring *br = mem;
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (unsigned long)br;
+    reg.ring_entries = WEFT__BR_COUNT;
+    reg.bgid = WEFT__BR_GROUP;
+    if (io_uring_register_buf_ring(&r->uring, &reg, 0) < 0) {
+        munmap(mem, total);
+        return false;
+    }
+    io_uring_buf_ring_init(br);
+    r->br = br;
+    r->br_bufs = (char *)mem + ring_sz;
+    int mask = io_uring_buf_ring_mask(WEFT__BR_COUNT);
+    for (unsigned i = 0; i < WEFT__BR_COUNT; i++)
+        io_uring_buf_ring_add(br, r->br_bufs + (size_t)i * WEFT__BR_SIZE, WEFT__BR_SIZE,
+                              (unsigned short)i, mask, (int)i);
+    io_uring_buf_ring_advance(br, WEFT__BR_COUNT);
+    return true;
+}
+
+void weft__ring_buf_return(struct weft__ring *r, unsigned bid)
+{
+    io_uring_buf_ring_add(r->br, r->br_bufs + (size_t)bid * WEFT__BR_SIZE, WEFT__BR_SIZE,
+                          (unsigned short)bid, io_uring_buf_ring_mask(WEFT__BR_COUNT), 0);
+    io_uring_buf_ring_advance(r->br, 1);
+}
+
 void weft__ring_destroy(struct weft__ring *r)
 {
     io_uring_queue_exit(&r->uring);
+    if (r->br)
+        munmap(r->br, WEFT__BR_COUNT * sizeof(struct io_uring_buf) +
+                      (size_t)WEFT__BR_COUNT * WEFT__BR_SIZE);
+    r->br = NULL;
     if (r->efd >= 0)
         close(r->efd);
     r->efd = -1;
@@ -100,6 +145,14 @@ struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
     while (!(sqe = io_uring_get_sqe(&r->uring)))
         submit(r, false);
     r->unsubmitted++;
+    return sqe;
+}
+
+struct io_uring_sqe *weft__ring_sqe_try(struct weft__ring *r)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+    if (sqe)
+        r->unsubmitted++;
     return sqe;
 }
 

@@ -63,6 +63,12 @@ struct weft__ring {
     unsigned unsubmitted;     /* SQEs prepared since the last submit */
     unsigned inflight;        /* ops whose last CQE has not been reaped */
     struct weft__ring_features feat;
+    /* The provided-buffer ring (io/mrecv.c), set up on first use by the
+     * owner: WEFT__BR_COUNT buffers of WEFT__BR_SIZE bytes in group
+     * WEFT__BR_GROUP. Only the owner thread adds buffers back. */
+    struct io_uring_buf_ring *br;
+    char *br_bufs;
+    bool br_tried;
     /* Cancellation requests from any thread (a Treiber stack; the owner
      * takes all with one exchange). */
     _Atomic(struct weft__io_op *) cancel_head;
@@ -76,9 +82,26 @@ void weft__ring_destroy(struct weft__ring *r);
 /* An SQE to fill; submits first when the SQ is full. Owner thread only. */
 struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r);
 
+/* An SQE to fill, or NULL when the SQ is full (never submits, so never
+ * reaps: for CQE handlers that hold a lock). Owner thread only. */
+struct io_uring_sqe *weft__ring_sqe_try(struct weft__ring *r);
+
 /* Make room for @n SQEs that must be queued back to back (an op and its
  * linked timeout): submits first if fewer are free. Owner thread only. */
 void weft__ring_reserve(struct weft__ring *r, unsigned n);
+
+#define WEFT__BR_COUNT 256u
+#define WEFT__BR_SIZE  4096u
+#define WEFT__BR_GROUP 0
+
+/* The ring's provided-buffer ring, set up on the first call (mmap,
+ * io_uring_register_buf_ring, io_uring_buf_ring_init/add/advance: liburing
+ * 2.3 has no io_uring_setup_buf_ring); false where the kernel refuses.
+ * Owner thread only. */
+bool weft__ring_bufring(struct weft__ring *r);
+
+/* Hand buffer @bid back to @r's buffer ring. Owner thread only. */
+void weft__ring_buf_return(struct weft__ring *r, unsigned bid);
 
 /* Ask @r's owner to run @op->cancel(@op) soon. The caller guarantees @op
  * stays valid until then (io/op.c). Any thread. */

@@ -450,6 +450,192 @@ Test(net, many_connections_byte_exact, .timeout = 60)
     run_main(8, many_main, NULL);
 }
 
+/* ---- the accept loop: a burst of connections, cancel, deadline -------------------------- */
+
+/* 200 clients dial at once, so one multishot accept posts many CQEs in a
+ * row; each echoes a few KiB byte-exact. Then the serve task is cancelled
+ * while its accept is armed (it must wait for the final CQE), and a serve
+ * with a deadline ends with -ETIMEDOUT. Run with multishot accept and with
+ * WEFT_NO_MULTISHOT=1 (the single-shot loop). */
+static void *burst_client(void *arg)
+{
+    struct client *c = arg;
+    int fd = weft_net_dial(c->addr, WEFT_NET_NODELAY, weft_deadline_in(10000 * MS));
+    cr_assert_geq(fd, 0, "dial: %d", fd);
+    unsigned char out[3000], in[3000];
+    for (size_t i = 0; i < sizeof(out); i++)
+        out[i] = (unsigned char)(c->id * 31 + i * 7);
+    for (int r = 0; r < 3; r++) {
+        cr_assert_eq(weft_write_all(fd, out, sizeof(out), WEFT_NEVER), (ssize_t)sizeof(out));
+        cr_assert_eq(weft_read_exact(NULL, fd, in, sizeof(in), weft_deadline_in(10000 * MS)),
+                     (ssize_t)sizeof(in));
+        cr_assert_arr_eq(in, out, sizeof(out), "client %u: bytes differ", c->id);
+    }
+    weft_io_close(fd);
+    atomic_fetch_add(c->done, 1);
+    return NULL;
+}
+
+static void *deadline_serve(void *arg)
+{
+    int lfd = *(int *)arg;
+    return (void *)(intptr_t)weft_net_serve(lfd, echo_conn, NULL, NULL,
+                                            weft_deadline_in(30 * MS));
+}
+
+static void *burst_main(void *arg)
+{
+    enum { N = 200 };
+    char addr[64];
+    struct server s;
+    start_server(&s, listen_any_port("127.0.0.1", addr, sizeof(addr)));
+    static struct client cs[N];
+    static weft_task ts[N];
+    _Atomic unsigned done = 0;
+    for (unsigned i = 0; i < N; i++) {
+        cs[i] = (struct client){ .addr = addr, .id = i, .done = &done };
+        cr_assert_eq(weft_task_spawn(&ts[i], burst_client, &cs[i], NULL), 0);
+    }
+    for (unsigned i = 0; i < N; i++)
+        cr_assert_eq(weft_task_join(ts[i], NULL, WEFT_NEVER), 0);
+    cr_assert_eq(atomic_load(&done), N);
+    stop_server(&s);                      /* cancel: -ECANCELED */
+    /* Cancel at once, before the loop got to wait. */
+    start_server(&s, listen_any_port("127.0.0.1", addr, sizeof(addr)));
+    stop_server(&s);
+    /* Deadline. */
+    int lfd = weft_net_listen("127.0.0.1:0", 0, 0);
+    cr_assert_geq(lfd, 0);
+    weft_task t;
+    void *r;
+    cr_assert_eq(weft_task_spawn(&t, deadline_serve, &lfd, NULL), 0);
+    cr_assert_eq(weft_task_join(t, &r, WEFT_NEVER), 0);
+    cr_assert_eq((intptr_t)r, -ETIMEDOUT);
+    weft_io_close(lfd);
+    return NULL;
+}
+
+Test(net, serve_burst_cancel_deadline, .timeout = 30)
+{
+    run_main(4, burst_main, NULL);
+}
+
+Test(net, serve_burst_cancel_deadline_single_shot, .timeout = 30)
+{
+    setenv("WEFT_NO_MULTISHOT", "1", 1);
+    run_main(4, burst_main, NULL);
+    unsetenv("WEFT_NO_MULTISHOT");
+}
+
+/* ---- weft_mrecv: multishot recv with provided buffers ------------------------------------ */
+
+/* A 4 MiB stream (past the receiver's high-water mark while the reader
+ * sleeps, so the recv is cancelled and re-armed) read through weft_mrecv
+ * byte-exact, from a reader that migrates between workers; then a reader
+ * blocked in weft_mrecv_recv is cancelled and frees its receiver while the
+ * recv is armed; a deadline; end of stream. With and without multishot. */
+struct mr_writer {
+    int fd;
+    size_t total;
+};
+
+static unsigned char mr_byte(size_t i)
+{
+    return (unsigned char)(i * 131 + (i >> 9));
+}
+
+static void *mr_write(void *arg)
+{
+    struct mr_writer *w = arg;
+    unsigned char chunk[7000];
+    for (size_t off = 0; off < w->total;) {
+        size_t n = w->total - off < sizeof(chunk) ? w->total - off : sizeof(chunk);
+        for (size_t i = 0; i < n; i++)
+            chunk[i] = mr_byte(off + i);
+        cr_assert_eq(weft_write_all(w->fd, chunk, n, WEFT_NEVER), (ssize_t)n);
+        off += n;
+    }
+    weft_io_shutdown(w->fd, SHUT_WR);
+    return NULL;
+}
+
+static void *mr_blocked(void *arg)
+{
+    int fd = *(int *)arg;
+    weft_mrecv *m = weft_mrecv_new(fd);
+    cr_assert_not_null(m);
+    char buf[64];
+    ssize_t n = weft_mrecv_recv(m, buf, sizeof(buf), WEFT_NEVER);
+    weft_mrecv_free(m);          /* armed: waits for the final CQE */
+    return (void *)(intptr_t)n;
+}
+
+static void *mrecv_main(void *arg)
+{
+    int sp[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    struct mr_writer w = { .fd = sp[1], .total = 4u << 20 };
+    weft_task t;
+    cr_assert_eq(weft_task_spawn(&t, mr_write, &w, NULL), 0);
+    weft_mrecv *m = weft_mrecv_new(sp[0]);
+    cr_assert_not_null(m);
+    static unsigned char buf[10000];
+    size_t got = 0;
+    /* A short deadline with nothing to read yet is fine either way. */
+    for (unsigned k = 0;; k++) {
+        if (k == 3)
+            weft_sleep(50 * MS);        /* the queue fills past HIGH */
+        if (k % 16 == 0)
+            weft_yield();               /* may move to another worker */
+        ssize_t n = weft_mrecv_recv(m, buf, 1 + k % sizeof(buf), weft_deadline_in(10000 * MS));
+        cr_assert_geq(n, 0, "mrecv: %zd", n);
+        if (n == 0)
+            break;
+        for (ssize_t i = 0; i < n; i++)
+            cr_assert_eq(buf[i], mr_byte(got + (size_t)i), "byte %zu differs", got + (size_t)i);
+        got += (size_t)n;
+    }
+    cr_assert_eq(got, w.total);
+    cr_assert_eq(weft_mrecv_recv(m, buf, 10, WEFT_NEVER), 0);   /* stays at EOF */
+    cr_assert_eq(weft_task_join(t, NULL, WEFT_NEVER), 0);
+    weft_mrecv_free(m);
+    close(sp[0]);
+    close(sp[1]);
+
+    /* Deadline, then cancel a blocked reader. */
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    m = weft_mrecv_new(sp[0]);
+    cr_assert_eq(weft_mrecv_recv(m, buf, 10, weft_deadline_in(20 * MS)), -ETIMEDOUT);
+    weft_mrecv_free(m);
+    cr_assert_eq(weft_task_spawn(&t, mr_blocked, &sp[0], NULL), 0);
+    weft_sleep(20 * MS);
+    cr_assert_eq(weft_task_cancel(t), 0);
+    void *r;
+    cr_assert_eq(weft_task_join(t, &r, WEFT_NEVER), 0);
+    cr_assert_eq((intptr_t)r, -ECANCELED);
+    /* Data sent after the receiver is gone is still there for the next. */
+    cr_assert_eq(write(sp[1], "xyz", 3), 3);
+    m = weft_mrecv_new(sp[0]);
+    cr_assert_eq(weft_mrecv_recv(m, buf, 10, weft_deadline_in(5000 * MS)), 3);
+    cr_assert_arr_eq(buf, "xyz", 3);
+    weft_mrecv_free(m);
+    close(sp[0]);
+    close(sp[1]);
+    return NULL;
+}
+
+Test(net, mrecv_stream_cancel_deadline, .timeout = 30)
+{
+    run_main(4, mrecv_main, NULL);
+}
+
+Test(net, mrecv_stream_cancel_deadline_fallback, .timeout = 30)
+{
+    setenv("WEFT_NO_MULTISHOT", "1", 1);
+    run_main(4, mrecv_main, NULL);
+    unsetenv("WEFT_NO_MULTISHOT");
+}
+
 /* ---- buffered helpers, msg calls, splice ------------------------------------------------- */
 
 struct feeder {

@@ -1,0 +1,278 @@
+/*
+ * mrecv.c — weft_mrecv (weft.h): one multishot recv per socket, buffers
+ * from the owning worker ring's provided-buffer ring.
+ *
+ * Rules:
+ *  - The recv is armed on the ring of the worker the reading task runs on
+ *    when it arms it; the CQEs are handled there (mr_complete, owner
+ *    thread), which copies the bytes into the receiver's queue and returns
+ *    the buffer to that ring's buffer ring at once. Only the owner thread
+ *    ever touches a buffer ring, and no task holds a kernel buffer, so the
+ *    reading task may migrate freely (no pinning).
+ *  - Back-pressure: past HIGH queued bytes the handler cancels the recv;
+ *    the reader re-arms it (on whatever ring it is on then) once the queue
+ *    is below LOW. A recv that ends by itself (-ENOBUFS: the buffer ring
+ *    ran dry) is re-armed the same way.
+ *  - The receiver is heap memory, so a task's cancellation or deadline
+ *    ends only its wait; weft_mrecv_free cancels the recv through the
+ *    owner's cancel list and waits for the final CQE before freeing.
+ */
+#define _GNU_SOURCE
+#include "weft.h"
+#include "alloc/mem.h"
+#include "io/op.h"
+#include "sched/spinlock.h"
+#include "sched/task.h"
+#include "sched/wait.h"
+#include "sched/worker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HIGH (256u * 1024)
+#define LOW  (64u * 1024)
+
+struct weft_mrecv {
+    struct weft__io_op op;             /* first: &op is the user_data */
+    int fd;
+    bool fallback;                     /* no buffer ring: weft_io_recv */
+    struct weft__spinlock lock;        /* guards what follows */
+    struct weft__ring *ring;           /* of the armed recv */
+    bool armed;                        /* final CQE not reaped yet */
+    bool stopping;                     /* a cancel was submitted (HIGH) */
+    bool cancel_queued;                /* on ring's cancel list */
+    bool eof;
+    int err;
+    char *q;                           /* queued bytes: q[head, head + len) */
+    size_t cap, head, len;
+    struct weft__waiter *waiter;
+};
+
+#define MR(o) ((struct weft_mrecv *)(o))
+
+static struct weft__waiter *claim_locked(struct weft_mrecv *m)
+{
+    struct weft__waiter *w = m->waiter;
+    if (w && weft__waiter_claim(w)) {
+        m->waiter = NULL;
+        return w;
+    }
+    return NULL;
+}
+
+/* Make room for @n more bytes (lock held). */
+static bool room_locked(struct weft_mrecv *m, size_t n)
+{
+    if (m->head + m->len + n <= m->cap)
+        return true;
+    if (m->len + n <= m->cap) {
+        memmove(m->q, m->q + m->head, m->len);
+        m->head = 0;
+        return true;
+    }
+    size_t cap = m->cap ? m->cap : 16384;
+    while (cap < m->len + n)
+        cap *= 2;
+    char *q = malloc(cap);
+    if (!q)
+        return false;
+    if (m->len)
+        memcpy(q, m->q + m->head, m->len);
+    free(m->q);
+    m->q = q;
+    m->cap = cap;
+    m->head = 0;
+    return true;
+}
+
+/* Owner thread: a CQE of the multishot recv. */
+static void mr_complete(struct weft__io_op *op, int res, unsigned flags)
+{
+    struct weft_mrecv *m = MR(op);
+    weft__spin_lock(&m->lock);
+    struct weft__ring *r = m->ring;
+    if (flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        if (res > 0) {
+            if (room_locked(m, (size_t)res)) {
+                memcpy(m->q + m->head + m->len, r->br_bufs + (size_t)bid * WEFT__BR_SIZE,
+                       (size_t)res);
+                m->len += (size_t)res;
+            } else {
+                m->err = -ENOMEM;
+            }
+        }
+        weft__ring_buf_return(r, bid);
+    }
+    bool more = flags & IORING_CQE_F_MORE;
+    if (!more) {
+        m->armed = false;
+        m->stopping = false;
+        if (res == 0)
+            m->eof = true;
+        else if (res < 0 && res != -ENOBUFS && res != -ECANCELED && !m->err)
+            m->err = res;
+    } else if ((m->len > HIGH || m->err) && !m->stopping) {
+        /* Never a submit from here (it could reap this op's final CQE
+         * under our lock): with the SQ full, the next CQE tries again. */
+        struct io_uring_sqe *sqe = weft__ring_sqe_try(r);
+        if (sqe) {
+            io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&m->op, 0);
+            io_uring_sqe_set_data64(sqe, WEFT__UD_IGNORE);
+            m->stopping = true;
+        }
+    }
+    struct weft__waiter *w = claim_locked(m);
+    weft__spin_unlock(&m->lock);
+    if (w)
+        weft__waiter_signal(w, 0);
+}
+
+/* Owner thread, from the ring's cancel list (weft_mrecv_free). The lock
+ * is not held while an SQE is taken (a full SQ submits, a submit may reap
+ * this op's CQEs); cancel_queued keeps @m alive meanwhile. */
+static void mr_cancel_run(struct weft__io_op *op)
+{
+    struct weft_mrecv *m = MR(op);
+    weft__spin_lock(&m->lock);
+    struct weft__ring *r = m->armed && !m->stopping ? m->ring : NULL;
+    if (r)
+        m->stopping = true;
+    weft__spin_unlock(&m->lock);
+    if (r) {
+        struct io_uring_sqe *sqe = weft__ring_sqe(r);
+        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&m->op, 0);
+        io_uring_sqe_set_data64(sqe, WEFT__UD_IGNORE);
+    }
+    weft__spin_lock(&m->lock);
+    m->cancel_queued = false;
+    struct weft__waiter *w = claim_locked(m);
+    weft__spin_unlock(&m->lock);
+    if (w)
+        weft__waiter_signal(w, 0);
+}
+
+weft_mrecv *weft_mrecv_new(int fd)
+{
+    struct weft_mrecv *m = weft__mem_alloc(sizeof(*m));
+    if (!m)
+        return NULL;
+    memset(m, 0, sizeof(*m));
+    m->fd = fd;
+    m->op.complete = mr_complete;
+    m->op.cancel = mr_cancel_run;
+    return m;
+}
+
+/* Arm on the calling task's worker ring; false: no buffer ring here. */
+static bool arm(struct weft_mrecv *m)
+{
+    struct weft__worker *me = weft__worker_current();
+    if (!me || !weft__ring_bufring(&me->ring))
+        return false;
+    struct io_uring_sqe *sqe = weft__ring_sqe(&me->ring);
+    io_uring_prep_recv_multishot(sqe, m->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = WEFT__BR_GROUP;
+    io_uring_sqe_set_data(sqe, &m->op);
+    me->ring.inflight++;
+    weft__spin_lock(&m->lock);
+    m->ring = &me->ring;
+    m->armed = true;
+    m->stopping = false;
+    weft__spin_unlock(&m->lock);
+    return true;
+}
+
+static bool has_news(struct weft_mrecv *m)
+{
+    return m->len || m->eof || m->err || !m->armed;
+}
+
+static bool quiet(struct weft_mrecv *m)
+{
+    return !m->armed && !m->cancel_queued;
+}
+
+static int wait_for(struct weft_mrecv *m, bool (*ready)(struct weft_mrecv *), int64_t deadline,
+                    unsigned flags)
+{
+    struct weft__waiter w;
+    weft__waiter_init(&w);
+    weft__spin_lock(&m->lock);
+    if (ready(m)) {
+        weft__spin_unlock(&m->lock);
+        return 1;
+    }
+    m->waiter = &w;
+    weft__spin_unlock(&m->lock);
+    int rc = weft__waiter_wait_flags(&w, deadline, flags);
+    weft__spin_lock(&m->lock);
+    if (m->waiter == &w)
+        m->waiter = NULL;
+    weft__spin_unlock(&m->lock);
+    return rc;
+}
+
+ssize_t weft_mrecv_recv(weft_mrecv *m, void *buf, size_t len, int64_t deadline)
+{
+    if (!weft__task_current())
+        return -EPERM;
+    if (m->fallback)
+        return weft_io_recv(m->fd, buf, len, 0, deadline);
+    if (weft_task_cancelled())
+        return -ECANCELED;
+    for (;;) {
+        weft__spin_lock(&m->lock);
+        if (m->len && len) {
+            size_t n = m->len < len ? m->len : len;
+            memcpy(buf, m->q + m->head, n);
+            m->head += n;
+            m->len -= n;
+            if (!m->len)
+                m->head = 0;
+            bool rearm = !m->armed && !m->eof && !m->err && m->len < LOW;
+            weft__spin_unlock(&m->lock);
+            if (rearm)
+                arm(m);
+            return (ssize_t)n;
+        }
+        bool eof = m->eof;
+        int err = m->err;
+        bool armed = m->armed;
+        weft__spin_unlock(&m->lock);
+        if (err)
+            return err;
+        if (eof || !len)
+            return 0;
+        if (!armed && !arm(m)) {
+            m->fallback = true;
+            return weft_io_recv(m->fd, buf, len, 0, deadline);
+        }
+        int rc = wait_for(m, has_news, deadline, 0);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+void weft_mrecv_free(weft_mrecv *m)
+{
+    if (!m)
+        return;
+    weft__spin_lock(&m->lock);
+    struct weft__ring *r = m->armed ? m->ring : NULL;
+    if (r)
+        m->cancel_queued = true;
+    weft__spin_unlock(&m->lock);
+    if (r) {
+        weft__ring_request_cancel(r, &m->op);
+        struct weft__worker *me = weft__worker_current();
+        if (!me || &me->ring != r)
+            weft__ring_wake(r, me ? &me->ring : NULL);
+        while (wait_for(m, quiet, WEFT_NEVER, WEFT__WAIT_NOCANCEL) != 1)
+            ;                  /* every wake-up rechecks */
+    }
+    free(m->q);
+    weft__mem_free(m, sizeof(*m));
+}
