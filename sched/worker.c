@@ -425,7 +425,9 @@ void weft__sched_switch(struct weft__worker *w, enum weft__switch_action action)
     if (next == prev) {
         return;                  /* a yield with nothing else to run */
     }
-    w->switch_from = prev;
+    /* A yield leaves nothing for the next context to finish (the task is
+     * already in this worker's private yield FIFO). */
+    w->switch_from = action == WEFT__SW_NONE ? NULL : prev;
     w->switch_action = action;
 #ifdef WEFT_ASAN
     void **fake = action == WEFT__SW_EXIT ? NULL : &prev->asan_fake_stack;

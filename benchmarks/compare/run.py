@@ -64,8 +64,8 @@ class Mode:
 
 
 MODES = {
-    # ~4 minutes on 2 cores with weft included (servers: 1.5 s per run).
-    "quick": Mode(rounds=3, reps=5, quiet_wait_s=5.0, timeout_s=120.0),
+    # ~3.5 minutes on 2 cores with weft included (servers: 1 s per run).
+    "quick": Mode(rounds=3, reps=5, quiet_wait_s=3.0, timeout_s=120.0),
     # The programs' default sizes; ~20 minutes on 2 cores.
     "full": Mode(rounds=7, reps=5, quiet_wait_s=10.0, timeout_s=600.0),
     # Tiny sizes: does every counterpart start, answer correctly and stop?
@@ -221,7 +221,7 @@ def _weft(prog, mixed=False):
     return f
 
 
-SERVER_DURATION = {"quick": 1.5, "full": 10.0, "smoke": 0.5}
+SERVER_DURATION = {"quick": 1.0, "full": 10.0, "smoke": 0.5}
 SERVER_WARMUP = {"quick": 0.5, "full": 2.0, "smoke": 0.2}
 
 SERVER_WORKLOADS = [
