@@ -110,16 +110,6 @@ static inline struct weft__wnode *weft__waitq_claim(struct weft__waitq *q)
     return NULL;
 }
 
-/* Whether some entry could still be claimed (a hint: the caller must still
- * use weft__waitq_claim). Under the primitive's lock. */
-static inline bool weft__waitq_live(struct weft__waitq *q)
-{
-    for (struct weft__wnode *n = q->head; n; n = n->next)
-        if (!atomic_load_explicit(&n->w->claimed, memory_order_relaxed)) /* hint only */
-            return true;
-    return false;
-}
-
 /*
  * A batch of claimed entries to signal after the lock is dropped (rule 3).
  * Chained through the entries' `next`, which nobody else reads once the
