@@ -446,7 +446,8 @@ void weft__sched_switch(struct weft__worker *w, enum weft__switch_action action)
     /* Resumed — possibly on another thread: re-read the worker. */
     w = weft__worker_current();
     WEFT__ASAN_FINISH(prev->asan_fake_stack);
-    weft__sched_after_switch(w);
+    if (w->switch_from)                /* not after a yield (see above) */
+        weft__sched_after_switch(w);
 }
 
 void weft__sched_after_switch(struct weft__worker *w)
