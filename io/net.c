@@ -150,6 +150,7 @@ static int lookup_now(const char *host, const char *port, struct sockaddr_storag
 
 static void lookup_put(struct lookup *l)
 {
+    /* acq_rel: the last holder sees the other holder's writes before freeing. */
     if (atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1)
         weft__mem_free(l, sizeof(*l));
 }
@@ -189,6 +190,7 @@ int weft_net_resolve(const char *host, const char *port, struct sockaddr_storage
     struct lookup *l = weft__mem_alloc(sizeof(*l));
     if (!l)
         return -ENOMEM;
+    /* relaxed: published to the resolver thread by pthread_create. */
     atomic_store_explicit(&l->refs, 2, memory_order_relaxed);
     weft__waiter_init(&l->w);
     snprintf(l->host, sizeof(l->host), "%s", host);

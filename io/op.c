@@ -48,6 +48,8 @@ static void req_cancel_run(struct weft__io_op *op)
 static void req_on_cancel(struct weft__waiter *w)
 {
     struct weft__io_req *q = REQ_OF_W(w);
+    /* acq_rel: pairs with the completion's fetch_or of DONE; exactly one of
+     * us sees the other's bit. */
     unsigned old = atomic_fetch_or_explicit(&q->st, WEFT__IO_QUEUED, memory_order_acq_rel);
     if (old & (WEFT__IO_DONE | WEFT__IO_QUEUED))
         return;              /* finished already, or already asked */
@@ -65,10 +67,12 @@ int weft__io_begin(struct weft__io_req *q, int64_t deadline)
     struct weft__task *t = me ? me->current : NULL;
     if (!t)
         return 1;
+    /* relaxed: a hint; the locked re-check in the wait is what counts. */
     if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
         return -ECANCELED;
     q->ring = &me->ring;
     q->deadline = deadline;
+    /* relaxed: the op is not yet visible to any other thread. */
     atomic_store_explicit(&q->st, 0, memory_order_relaxed);
     q->res = 0;
     q->cflags = 0;
@@ -103,6 +107,7 @@ int weft__io_finish(struct weft__io_req *q)
      * cancel_locked, which sets the flag, then calls the hook, under it). */
     weft__spin_lock(&t->lock);
     t->waiter = &q->w;
+    /* relaxed: under t->lock, which weft_task_cancel holds. */
     bool cancelled = atomic_load_explicit(&t->cancelled, memory_order_relaxed);
     weft__spin_unlock(&t->lock);
     if (cancelled) {
@@ -122,6 +127,8 @@ int weft__io_finish(struct weft__io_req *q)
 
     int res = q->res;
     if (res == -ECANCELED || res == -EINTR) {
+        /* relaxed: the op is complete; its bits were set before the
+         * CQE that woke us (program order on the owner thread). */
         unsigned st = atomic_load_explicit(&q->st, memory_order_relaxed);
         if (st & WEFT__IO_QUEUED)
             res = -ECANCELED;

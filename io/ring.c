@@ -176,6 +176,7 @@ void weft__ring_request_cancel(struct weft__ring *r, struct weft__io_op *op)
 /* Owner thread: run every queued cancellation request. */
 static void run_cancels(struct weft__ring *r)
 {
+    /* relaxed peek: the exchange below acquires. */
     if (!atomic_load_explicit(&r->cancel_head, memory_order_relaxed))
         return;
     /* acquire: pairs with the release CAS in weft__ring_request_cancel. */

@@ -19,6 +19,7 @@ int weft_future_new(weft_future **out)
     weft_future *f = weft__mem_alloc(sizeof(*f));
     if (!f)
         return -ENOMEM;
+    /* relaxed: not yet shared; handing @f to another thread publishes it. */
     atomic_store_explicit(&f->refs, 1, memory_order_relaxed);
     atomic_store_explicit(&f->state, WEFT_FUTURE_PENDING, memory_order_relaxed);
     *out = f;
@@ -53,12 +54,15 @@ static int complete(weft_future *f, int state, void *value, int error)
 {
     struct weft__wakelist wake = { 0 };
     weft__spin_lock(&f->lock);
+    /* relaxed: under f->lock, which every state change holds. */
     if (atomic_load_explicit(&f->state, memory_order_relaxed) != WEFT_FUTURE_PENDING) {
         weft__spin_unlock(&f->lock);
         return -EALREADY;
     }
     f->value = value;
     f->error = error;
+    /* relaxed: a unique, roughly ordered number; `state`'s release below
+     * publishes it. as_completed orders only futures it found done. */
     f->seq = atomic_fetch_add_explicit(&g_future_seq, 1, memory_order_relaxed) + 1;
     /* release: pairs with the acquire loads of `state` in the lock-free
      * readers (await's fast path, weft__future_outcome's callers). */
@@ -133,6 +137,7 @@ int weft_future_result(const weft_future *f, void **value)
 bool weft__future_link(weft_future *f, struct weft__wnode *n)
 {
     weft__spin_lock(&f->lock);
+    /* relaxed: under f->lock. */
     bool pending = atomic_load_explicit(&f->state, memory_order_relaxed) == WEFT_FUTURE_PENDING;
     if (pending)
         weft__waitq_push(&f->waiters, n);
@@ -156,6 +161,7 @@ int weft__future_await(weft_future *f, void **value, int64_t deadline, unsigned 
         weft__waiter_init(&w);
         weft__wnode_init(&n, &w, NULL, 0, NULL);
         weft__spin_lock(&f->lock);
+        /* relaxed: under f->lock. */
         if (atomic_load_explicit(&f->state, memory_order_relaxed) == WEFT_FUTURE_PENDING) {
             weft__waitq_push(&f->waiters, &n);
             int rc = weft__waitq_block(&f->lock, &f->waiters, &n, deadline, flags);
@@ -177,6 +183,8 @@ int weft_future_on_done(weft_future *f, weft_future_done_fn fn, void *arg)
 {
     if (!fn)
         return -EINVAL;
+    /* acquire: pairs with complete()'s release store; if done, the
+     * outcome the callback reads is visible. */
     if (atomic_load_explicit(&f->state, memory_order_acquire) == WEFT_FUTURE_PENDING) {
         struct weft__future_cb *cb = weft__mem_alloc(sizeof(*cb));
         if (!cb)
@@ -184,6 +192,7 @@ int weft_future_on_done(weft_future *f, weft_future_done_fn fn, void *arg)
         cb->fn = fn;
         cb->arg = arg;
         weft__spin_lock(&f->lock);
+        /* relaxed: under f->lock. */
         if (atomic_load_explicit(&f->state, memory_order_relaxed) == WEFT_FUTURE_PENDING) {
             if (f->cbs_tail)
                 f->cbs_tail->next = cb;
@@ -240,12 +249,14 @@ int weft_future_spawn(weft_future **out, weft_task_fn fn, void *arg)
     rc = weft_task_spawn(&t, spawned_main, r, NULL);
     if (rc) {
         weft__mem_free(r, sizeof(*r));
+        /* relaxed: the task never started, so nobody else holds @f. */
         atomic_store_explicit(&f->refs, 1, memory_order_relaxed);
         weft_future_release(f);
         return rc;
     }
     weft__spin_lock(&f->lock);
     f->task = t;
+    /* relaxed: under f->lock. */
     bool cancelled = atomic_load_explicit(&f->state, memory_order_relaxed) ==
                      WEFT_FUTURE_CANCELLED;
     weft__spin_unlock(&f->lock);

@@ -76,6 +76,21 @@ int weft_group_cancel(weft_group *g)
     return 0;
 }
 
+/* Unlink @c from @g; when it was the last child, claim the group's
+ * waiters into @wake (signalled after the lock is dropped). Under g->lock. */
+static void child_leave_locked(weft_group *g, struct group_child *c,
+                               struct weft__wakelist *wake)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        g->children = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (--g->live == 0)
+        weft__waitq_claim_all(&g->q, wake);
+}
+
 static void *child_main(void *p)
 {
     struct group_child *c = p;
@@ -92,18 +107,11 @@ static void *child_main(void *p)
 
     struct weft__wakelist wake = { 0 };
     weft__spin_lock(&g->lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        g->children = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
     if (rc != 0 && !g->error && !(g->cancelling && rc == -ECANCELED)) {
         g->error = rc < 0 ? rc : -ECHILD;
         cancel_locked(g);
     }
-    if (--g->live == 0)
-        weft__waitq_claim_all(&g->q, &wake);
+    child_leave_locked(g, c, &wake);
     weft__spin_unlock(&g->lock);       /* the last touch of g */
     weft__wakelist_signal(&wake, 0);
     weft__mem_free(c, sizeof(*c));
@@ -138,14 +146,7 @@ int weft_group_spawn(weft_group *g, weft_group_fn fn, void *arg)
     if (rc) {
         struct weft__wakelist wake = { 0 };
         weft__spin_lock(&g->lock);
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            g->children = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
-        if (--g->live == 0)
-            weft__waitq_claim_all(&g->q, &wake);
+        child_leave_locked(g, c, &wake);
         weft__spin_unlock(&g->lock);
         weft__wakelist_signal(&wake, 0);
         weft__mem_free(c, sizeof(*c));
