@@ -1,5 +1,5 @@
 /*
- * task.c — tasks: spawn, join, detach, cancel, yield, sleep; the run-state
+ * task.c — tasks: spawn, join, detach, cancel, sleep; the run-state
  * protocol (park/wake, task.h); TCB recycling; cancelling every live task
  * at shutdown.
  */
@@ -24,22 +24,7 @@ struct weft__task *weft__task_current(void)
     return w ? w->current : NULL;
 }
 
-/* ---- park / wake -------------------------------------------------------- */
-
-void weft__task_park(void)
-{
-    struct weft__worker *w = weft__worker_current();
-    struct weft__task *t = w->current;
-    /* Woken before we even left: take the wake and keep running.
-     * acquire: pairs with the waker's release, so its writes (the wait's
-     * result) are visible. */
-    uint32_t s = WEFT__TS_NOTIFIED;
-    if (atomic_load_explicit(&t->state, memory_order_relaxed) == WEFT__TS_NOTIFIED &&
-        atomic_compare_exchange_strong_explicit(&t->state, &s, WEFT__TS_RUNNING,
-                                                memory_order_acquire, memory_order_relaxed))
-        return;
-    weft__sched_switch(w, WEFT__SW_PARK);
-}
+/* ---- wake (park and yield are in worker.c, beside the switch) ---------- */
 
 void weft__task_wake(struct weft__task *t)
 {
@@ -424,29 +409,6 @@ int weft_task_name(weft_task h, char *buf, size_t len)
     WITH_RUNTIME(task_name(h, buf, len));
 }
 
-
-int weft_yield(void)
-{
-    struct weft__worker *w = weft__worker_current();
-    struct weft__task *t = w ? w->current : NULL;
-    if (!t) {
-        sched_yield();
-        return 0;
-    }
-    if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
-        return -ECANCELED;
-    /* The yield FIFO is this worker's alone, and only this thread pops it
-     * after the switch below completes, so queueing before the switch is
-     * safe (unlike a stealable queue). */
-    t->next = NULL;
-    if (w->yield_tail)
-        w->yield_tail->next = t;
-    else
-        w->yield_head = t;
-    w->yield_tail = t;
-    weft__sched_switch(w, WEFT__SW_NONE);
-    return 0;
-}
 
 int weft_sleep_until(int64_t deadline)
 {

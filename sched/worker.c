@@ -1,5 +1,6 @@
 /*
- * worker.c — the scheduler: one worker thread per core running tasks.
+ * worker.c — the scheduler: one worker thread per core running tasks;
+ * switching away from a task (yield, park, exit).
  *
  * Glossary
  *   task    a function with its own stack, suspended and resumed by weft
@@ -346,8 +347,10 @@ static struct weft__task *find_runnable(struct weft__worker *w)
     for (;;) {
         maintain(w);
         struct weft__task *t = NULL;
-        if (w->tick % WEFT__FAIR_TICKS == 0)
-            t = take_inject(w, 1);                               /* step 1 */
+        if (w->fair_left == 0) {                                 /* step 1 */
+            w->fair_left = WEFT__FAIR_TICKS;
+            t = take_inject(w, 1);
+        }
         if (!t)
             t = pick_local(w);                                   /* 2-4 */
         if (!t)
@@ -379,11 +382,11 @@ static struct weft__task *find_runnable(struct weft__worker *w)
 
 /* ---- switching --------------------------------------------------------- */
 
-/* A task that could not get a stack ends at once with -ENOMEM. */
-static bool prepare(struct weft__worker *w, struct weft__task *t)
+/* First run of @t: give it a stack. A task that could not get one ends at
+ * once with -ENOMEM (returns false). */
+static __attribute__((noinline)) bool prepare_first_run(struct weft__worker *w,
+                                                        struct weft__task *t)
 {
-    if (t->stack.base)
-        return true;
     size_t size = t->stack.size ? t->stack.size : w->stacks.size;
     if (weft__stack_get(&w->stacks, size, &t->stack) != 0) {
         t->start_error = -ENOMEM;
@@ -401,6 +404,12 @@ static bool prepare(struct weft__worker *w, struct weft__task *t)
     return true;
 }
 
+/* Whether @t can be switched to (it has a stack, or just got one). */
+static inline bool prepare(struct weft__worker *w, struct weft__task *t)
+{
+    return t->stack.base || prepare_first_run(w, t);
+}
+
 static void jump(struct weft__worker *w, struct weft__ctx *from, void **fake_save,
                  struct weft__task *next)
 {
@@ -415,10 +424,15 @@ static void jump(struct weft__worker *w, struct weft__ctx *from, void **fake_sav
     weft__ctx_switch(from, &next->ctx);
 }
 
-void weft__sched_switch(struct weft__worker *w, enum weft__switch_action action)
+/* The body of every switch away from the running task. Inlined into its
+ * three callers (yield, park, and the rest) so that a yield or a park costs
+ * one call frame, not two: on the ping-pong and yield paths the frame's
+ * register saves are a good part of the switch. */
+static inline __attribute__((always_inline)) void
+switch_away(struct weft__worker *w, enum weft__switch_action action)
 {
     struct weft__task *prev = w->current, *next = NULL;
-    if (++w->tick % WEFT__FAIR_TICKS != 0) {
+    if (--w->fair_left != 0) {   /* at 0 the loop takes the global queue's turn */
         while ((next = pick_local(w)) && next != prev && !prepare(w, next))
             ;
     }
@@ -448,6 +462,51 @@ void weft__sched_switch(struct weft__worker *w, enum weft__switch_action action)
     WEFT__ASAN_FINISH(prev->asan_fake_stack);
     if (w->switch_from)                /* not after a yield (see above) */
         weft__sched_after_switch(w);
+}
+
+void weft__sched_switch(struct weft__worker *w, enum weft__switch_action action)
+{
+    switch_away(w, action);
+}
+
+/* ---- suspending the running task (task.h, weft.h) ---------------------- */
+
+void weft__task_park(void)
+{
+    struct weft__worker *w = weft__worker_current();
+    struct weft__task *t = w->current;
+    /* Woken before we even left: take the wake and keep running.
+     * acquire: pairs with the waker's release, so its writes (the wait's
+     * result) are visible. */
+    uint32_t s = WEFT__TS_NOTIFIED;
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) == WEFT__TS_NOTIFIED &&
+        atomic_compare_exchange_strong_explicit(&t->state, &s, WEFT__TS_RUNNING,
+                                                memory_order_acquire, memory_order_relaxed))
+        return;
+    switch_away(w, WEFT__SW_PARK);
+}
+
+int weft_yield(void)
+{
+    struct weft__worker *w = weft__worker_current();
+    struct weft__task *t = w ? w->current : NULL;
+    if (!t) {
+        sched_yield();
+        return 0;
+    }
+    if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
+        return -ECANCELED;
+    /* The yield FIFO is this worker's alone, and only this thread pops it
+     * after the switch below completes, so queueing before the switch is
+     * safe (unlike a stealable queue). */
+    t->next = NULL;
+    if (w->yield_tail)
+        w->yield_tail->next = t;
+    else
+        w->yield_head = t;
+    w->yield_tail = t;
+    switch_away(w, WEFT__SW_NONE);
+    return 0;
 }
 
 void weft__sched_after_switch(struct weft__worker *w)

@@ -50,7 +50,7 @@ struct weft__worker {
     struct weft__task *current;          /* running task, NULL in the loop */
     struct weft__task *switch_from;      /* see enum weft__switch_action */
     enum weft__switch_action switch_action;
-    uint32_t tick;
+    uint32_t fair_left;                  /* switches until the global queue's turn */
     uint32_t lifo_streak;
     struct weft__task *yield_head, *yield_tail;  /* owner-only FIFO */
     struct weft__deque deque;
