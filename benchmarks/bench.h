@@ -35,6 +35,6 @@ struct bench {
 
 /* Each bench_*.c defines one of these. */
 extern const struct bench bench_switch, bench_spawn, bench_skynet, bench_fib,
-    bench_pingpong, bench_oneshot, bench_handoff, bench_mpmc;
+    bench_pingpong, bench_oneshot, bench_handoff, bench_handoff_futex, bench_mpmc;
 
 #endif

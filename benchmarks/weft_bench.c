@@ -13,7 +13,8 @@
 
 static const struct bench *const benches[] = {
     &bench_switch, &bench_spawn, &bench_skynet, &bench_fib,
-    &bench_pingpong, &bench_oneshot, &bench_handoff, &bench_mpmc,
+    &bench_pingpong, &bench_oneshot, &bench_handoff, &bench_handoff_futex,
+    &bench_mpmc,
 };
 #define NBENCH (sizeof(benches) / sizeof(benches[0]))
 
