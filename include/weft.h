@@ -1091,6 +1091,7 @@ typedef struct weft_reader {
     int fd;
     char *buf;
     size_t cap, start, end;   /* buffered bytes are buf[start, end) */
+    bool not_socket;          /* learned from the first -ENOTSOCK: read(2) from then on */
 } weft_reader;
 
 /** weft_reader_init - a reader of @fd with a @cap-byte buffer (0 = 16 KiB).

@@ -19,6 +19,7 @@ int weft_reader_init(weft_reader *r, int fd, size_t cap)
     r->fd = fd;
     r->cap = cap ? cap : READER_DEFAULT;
     r->start = r->end = 0;
+    r->not_socket = false;
     r->buf = weft__mem_alloc(r->cap);
     return r->buf ? 0 : -ENOMEM;
 }
@@ -31,13 +32,30 @@ void weft_reader_free(weft_reader *r)
     }
 }
 
-/* recv on sockets, read on everything else (pipes, files). */
-static ssize_t read_some(int fd, void *buf, size_t len, int64_t deadline)
+/* recv on sockets, read on everything else (pipes, files). The first
+ * -ENOTSOCK sets *@not_socket, so later calls go straight to read. */
+static ssize_t read_some(int fd, bool *not_socket, void *buf, size_t len, int64_t deadline)
 {
-    ssize_t n = weft_io_recv(fd, buf, len, 0, deadline);
-    if (n == -ENOTSOCK)
-        n = weft_io_read(fd, buf, len, -1, deadline);
-    return n;
+    if (!*not_socket) {
+        ssize_t n = weft_io_recv(fd, buf, len, 0, deadline);
+        if (n != -ENOTSOCK)
+            return n;
+        *not_socket = true;
+    }
+    return weft_io_read(fd, buf, len, -1, deadline);
+}
+
+/* send on sockets (MSG_NOSIGNAL: no SIGPIPE), write on everything else. */
+static ssize_t write_some(int fd, bool *not_socket, const void *buf, size_t len,
+                          int64_t deadline)
+{
+    if (!*not_socket) {
+        ssize_t n = weft_io_send(fd, buf, len, 0, deadline);
+        if (n != -ENOTSOCK)
+            return n;
+        *not_socket = true;
+    }
+    return weft_io_write(fd, buf, len, -1, deadline);
 }
 
 static ssize_t fill(weft_reader *r, int64_t deadline)
@@ -51,7 +69,7 @@ static ssize_t fill(weft_reader *r, int64_t deadline)
     }
     if (r->end == r->cap)
         return -ENOBUFS;
-    ssize_t n = read_some(r->fd, r->buf + r->end, r->cap - r->end, deadline);
+    ssize_t n = read_some(r->fd, &r->not_socket, r->buf + r->end, r->cap - r->end, deadline);
     if (n > 0)
         r->end += (size_t)n;
     return n;
@@ -91,15 +109,17 @@ ssize_t weft_read_until(weft_reader *r, const char *delim, size_t dlen, void *ou
 ssize_t weft_read_exact(weft_reader *r, int fd, void *out, size_t len, int64_t deadline)
 {
     size_t got = 0;
+    bool not_socket = false, *ns = &not_socket;
     if (r) {
         size_t have = r->end - r->start;
         got = have < len ? have : len;
         memcpy(out, r->buf + r->start, got);
         r->start += got;
         fd = r->fd;
+        ns = &r->not_socket;
     }
     while (got < len) {
-        ssize_t n = read_some(fd, (char *)out + got, len - got, deadline);
+        ssize_t n = read_some(fd, ns, (char *)out + got, len - got, deadline);
         if (n < 0)
             return n;
         if (n == 0)
@@ -112,10 +132,9 @@ ssize_t weft_read_exact(weft_reader *r, int fd, void *out, size_t len, int64_t d
 ssize_t weft_write_all(int fd, const void *buf, size_t len, int64_t deadline)
 {
     size_t done = 0;
+    bool not_socket = false;
     while (done < len) {
-        ssize_t n = weft_io_send(fd, (const char *)buf + done, len - done, 0, deadline);
-        if (n == -ENOTSOCK)
-            n = weft_io_write(fd, (const char *)buf + done, len - done, -1, deadline);
+        ssize_t n = write_some(fd, &not_socket, (const char *)buf + done, len - done, deadline);
         if (n < 0)
             return n;
         done += (size_t)n;

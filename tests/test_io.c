@@ -555,3 +555,65 @@ Test(io_many, pipe_ring_byte_exact, .timeout = 60)
 {
     run_main(8, ring_of_pipes, NULL);
 }
+
+/* ---- buffered helpers on a pipe (read(2)/write(2) after one -ENOTSOCK) --- */
+
+#define PIPE_LINES 2000
+#define PIPE_BULK  (300 * 1024)      /* several times a pipe's 64 KiB */
+
+static void *pipe_writer(void *arg)
+{
+    int fd = *(int *)arg;
+    char line[32];
+    for (int i = 0; i < PIPE_LINES; i++) {
+        int len = snprintf(line, sizeof(line), "line %d\n", i);
+        if (weft_write_all(fd, line, (size_t)len, WEFT_NEVER) != len)
+            return (void *)1;
+    }
+    unsigned char *bulk = malloc(PIPE_BULK);
+    for (size_t i = 0; i < PIPE_BULK; i++)
+        bulk[i] = (unsigned char)(i * 7 + 3);
+    ssize_t n = weft_write_all(fd, bulk, PIPE_BULK, WEFT_NEVER);
+    free(bulk);
+    weft_io_close(fd);
+    return n == PIPE_BULK ? NULL : (void *)2;
+}
+
+static void *buffered_pipe(void *arg)
+{
+    (void)arg;
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    weft_task t;
+    cr_assert_eq(weft_task_spawn(&t, pipe_writer, &p[1], NULL), 0);
+    weft_reader r;
+    cr_assert_eq(weft_reader_init(&r, p[0], 4096), 0);
+    char line[64], want[32];
+    for (int i = 0; i < PIPE_LINES; i++) {
+        int len = snprintf(want, sizeof(want), "line %d\n", i);
+        ssize_t n = weft_read_until(&r, "\n", 1, line, sizeof(line), weft_deadline_in(10000 * MS));
+        cr_assert_eq(n, len, "line %d: %zd", i, n);
+        cr_assert_eq(memcmp(line, want, (size_t)len), 0);
+    }
+    cr_assert(r.not_socket, "the reader should have switched to read(2)");
+    unsigned char *bulk = malloc(PIPE_BULK);
+    cr_assert_eq(weft_read_exact(&r, -1, bulk, PIPE_BULK, weft_deadline_in(10000 * MS)),
+                 PIPE_BULK);
+    for (size_t i = 0; i < PIPE_BULK; i++)
+        cr_assert_eq(bulk[i], (unsigned char)(i * 7 + 3), "byte %zu", i);
+    free(bulk);
+    /* The writer closed its end: the stream is over. */
+    cr_assert_eq(weft_read_until(&r, "\n", 1, line, sizeof(line), WEFT_NEVER), 0);
+    void *res;
+    cr_assert_eq(weft_task_join(t, &res, WEFT_NEVER), 0);
+    cr_assert_null(res);
+    weft_reader_free(&r);
+    close(p[0]);
+    return NULL;
+}
+
+Test(io_buffered, pipe_lines_and_bulk_byte_exact, .timeout = 60)
+{
+    run_main(2, buffered_pipe, NULL);
+    run_main(4, buffered_pipe, NULL);
+}
