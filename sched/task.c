@@ -30,20 +30,23 @@ void weft__task_wake(struct weft__task *t)
 {
     uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
     for (;;) {
-        if (s == WEFT__TS_SUSPENDED) {
+        uint32_t claim = s & WEFT__TC_MASK;   /* kept: the waiter reads it */
+        if ((s & WEFT__TS_MASK) == WEFT__TS_SUSPENDED) {
             /* acq_rel: acquire the saved context (pairs with the release
              * CAS in weft__sched_after_switch), release our writes to
              * whoever runs the task next. */
-            if (atomic_compare_exchange_weak_explicit(&t->state, &s, WEFT__TS_RUNNABLE,
+            if (atomic_compare_exchange_weak_explicit(&t->state, &s,
+                                                      claim | WEFT__TS_RUNNABLE,
                                                       memory_order_acq_rel,
                                                       memory_order_acquire)) {
                 weft__sched_ready(weft__runtime_get(), t, true);
                 return;
             }
-        } else if (s == WEFT__TS_RUNNING) {
+        } else if ((s & WEFT__TS_MASK) == WEFT__TS_RUNNING) {
             /* release: pairs with the acquire in weft__task_park or
              * weft__sched_after_switch that consumes the NOTIFIED. */
-            if (atomic_compare_exchange_weak_explicit(&t->state, &s, WEFT__TS_NOTIFIED,
+            if (atomic_compare_exchange_weak_explicit(&t->state, &s,
+                                                      claim | WEFT__TS_NOTIFIED,
                                                       memory_order_release,
                                                       memory_order_acquire))
                 return;
@@ -107,12 +110,18 @@ void weft__tcb_free_all(struct weft__runtime *rt)
 
 static void cancel_locked(struct weft__task *t)
 {
-    atomic_store_explicit(&t->cancelled, true, memory_order_relaxed);
+    /* seq_cst: before the claim CAS below in the total order (task.h):
+     * if that CAS finds no open wait, the waiting task's switch-away sees
+     * the flag. Waits that publish themselves (t->waiter) read it under
+     * t->lock instead. */
+    atomic_store_explicit(&t->cancelled, true, memory_order_seq_cst);
     struct weft__waiter *w = t->waiter;
     if (w && w->on_cancel)
         w->on_cancel(w);     /* the wait ends itself, later (wait.h) */
     else if (w)
         weft__waiter_wake(w, -ECANCELED);
+    else if (weft__task_claim(t, WEFT__TC_CANCELLED))
+        weft__task_wake(t);  /* a cancellable wait: it returns -ECANCELED */
 }
 
 static void cancel_if_live(void *obj, void *arg)

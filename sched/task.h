@@ -36,12 +36,37 @@
 
 struct weft__waiter;
 
+/*
+ * task->state holds two things in one word, so that one atomic operation
+ * can look at both:
+ *   bits 0-1  the run state (WEFT__TS_*, mask WEFT__TS_MASK);
+ *   bits 2-3  the claim of the task's current *cancellable* wait
+ *             (WEFT__TC_*, mask WEFT__TC_MASK), for waits set up with
+ *             weft__waiter_init_cancellable (wait.h). Other waits keep
+ *             their claim in the waiter and leave these bits alone.
+ * Why one word: a cancellable wait is claimed by its waker or by
+ * weft_task_cancel with a CAS from TC_OPEN, and the switch away from the
+ * waiting task does a seq_cst CAS on the same word (RUNNING -> SUSPENDED)
+ * before it checks the cancel flag. Two seq_cst operations on one
+ * location are totally ordered, so either the canceller's CAS sees
+ * TC_OPEN and claims the wait, or the switch's later load sees the flag
+ * (worker.c, weft__sched_after_switch): no lost cancellation, and no lock
+ * to publish and unpublish each wait (two locked instructions per wait).
+ * The claim bits live in the TCB, which is type-stable, so a canceller
+ * never touches a waiter on a stack that may be gone.
+ */
 enum weft__task_state {
     WEFT__TS_RUNNABLE  = 0,  /* queued somewhere, or not started */
     WEFT__TS_RUNNING   = 1,  /* on a worker (possibly still switching away) */
     WEFT__TS_SUSPENDED = 2,  /* context saved, waiting for its one wake */
     WEFT__TS_NOTIFIED  = 3,  /* woken while still RUNNING */
 };
+#define WEFT__TS_MASK      3u
+#define WEFT__TC_NONE      0u   /* no cancellable wait set up */
+#define WEFT__TC_OPEN      4u   /* a cancellable wait: claimable */
+#define WEFT__TC_TAKEN     8u   /* claimed by a waker (result in the waiter) */
+#define WEFT__TC_CANCELLED 12u  /* claimed by a cancellation: -ECANCELED */
+#define WEFT__TC_MASK      12u
 
 /* task->join, guarded by task->lock: 0 (joinable, nobody waiting),
  * JOIN_DETACHED, JOIN_FINISHED, or the joiner's struct weft__waiter *. */
@@ -57,7 +82,7 @@ enum weft__task_state {
  * to 64), so a million unstarted tasks take 128 MB. */
 struct weft__task {
     struct weft__ctx ctx;          /* saved stack pointer while not running */
-    _Atomic uint32_t state;        /* enum weft__task_state */
+    _Atomic uint32_t state;        /* run state | wait claim (above) */
     int start_error;               /* -ENOMEM when no stack could be had */
     struct weft__task *next;       /* link in one queue: inject, yield, free list */
     weft_task_fn fn;
@@ -92,6 +117,21 @@ void weft__task_park(void);
 /* Make @t, which has parked or is about to, runnable again. Exactly one
  * wake per park. Any thread. */
 void weft__task_wake(struct weft__task *t);
+
+/* Claim @t's open cancellable wait for @to (WEFT__TC_TAKEN or
+ * WEFT__TC_CANCELLED); false if it is not open (not set up, or claimed
+ * already). seq_cst: the cancellation protocol above needs these CASes in
+ * the single total order; on success it also acquires the waiter's setup
+ * (released by weft__waiter_init_cancellable). Any thread. */
+static inline bool weft__task_claim(struct weft__task *t, uint32_t to)
+{
+    uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+    while ((s & WEFT__TC_MASK) == WEFT__TC_OPEN)
+        if (atomic_compare_exchange_weak_explicit(&t->state, &s, (s & ~WEFT__TC_MASK) | to,
+                                                  memory_order_seq_cst, memory_order_relaxed))
+            return true;
+    return false;
+}
 
 /* Give a TCB from the pool its fields for a new task (all but the id,
  * which the caller publishes last). */

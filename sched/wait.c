@@ -17,6 +17,7 @@
 
 void weft__waiter_init(struct weft__waiter *w)
 {
+    w->in_task = false;
     w->result = 0;
     w->task = weft__task_current();
     w->timer.heap = NULL;
@@ -28,6 +29,21 @@ void weft__waiter_init(struct weft__waiter *w)
      * (the root's reused quiesce waiter) whose claim CAS reads this 0 also
      * sees the fields above (the CAS is acq_rel). atomic_init would race. */
     atomic_store_explicit(&w->claimed, 0, memory_order_release);
+}
+
+void weft__waiter_init_cancellable(struct weft__waiter *w)
+{
+    weft__waiter_init(w);
+    struct weft__task *t = w->task;
+    if (!t)
+        return;
+    w->in_task = true;
+    /* Open the claim. release: a claimer's CAS that reads TC_OPEN sees the
+     * waiter's fields. A plain store is enough: while the task runs and no
+     * wait of it is open, nobody else writes its state word (task.h). */
+    uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+    atomic_store_explicit(&t->state, (s & ~WEFT__TC_MASK) | WEFT__TC_OPEN,
+                          memory_order_release);
 }
 
 void weft__waiter_signal(struct weft__waiter *w, int result)
@@ -94,6 +110,45 @@ static int foreign_wait(struct weft__waiter *w, int64_t deadline)
     }
 }
 
+/* Arm @w's deadline on this worker's timers; false if the timer could not
+ * be armed (the wait then ends with -ENOMEM) or the deadline has passed
+ * (-ETIMEDOUT). */
+static bool arm_deadline(struct weft__waiter *w, int64_t deadline)
+{
+    if (deadline <= weft_now()) {
+        weft__waiter_wake(w, -ETIMEDOUT);
+        return false;
+    }
+    w->timer.deadline = deadline;
+    w->timer.fire = on_deadline;
+    if (weft__timer_arm(&weft__worker_current()->timers, &w->timer) == 0)
+        return true;
+    weft__waiter_wake(w, -ENOMEM);
+    return false;
+}
+
+/* A cancellable wait whose claim is in the task's state word (task.h):
+ * nothing to publish; a cancellation claims the word itself, or the
+ * switch away sees the flag. */
+static int task_word_wait(struct weft__waiter *w, struct weft__task *t, int64_t deadline)
+{
+    bool armed = false;
+    /* relaxed: a hint; a cancel it misses is caught by the protocol. */
+    if (atomic_load_explicit(&t->cancelled, memory_order_relaxed)) {
+        if (weft__task_claim(t, WEFT__TC_CANCELLED))
+            weft__task_wake(t);          /* consumed by the park below */
+    } else if (deadline != WEFT_NEVER) {
+        armed = arm_deadline(w, deadline);
+    }
+    weft__task_park();
+    if (armed)
+        weft__timer_disarm(&w->timer);
+    /* relaxed: our own word; the wake that resumed us was ordered after
+     * the claim that set these bits. */
+    uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+    return (s & WEFT__TC_MASK) == WEFT__TC_CANCELLED ? -ECANCELED : w->result;
+}
+
 int weft__waiter_wait(struct weft__waiter *w, int64_t deadline)
 {
     return weft__waiter_wait_flags(w, deadline, 0);
@@ -104,6 +159,8 @@ int weft__waiter_wait_flags(struct weft__waiter *w, int64_t deadline, unsigned f
     struct weft__task *t = w->task;
     if (!t)
         return foreign_wait(w, deadline);
+    if (w->in_task)
+        return task_word_wait(w, t, deadline);
 
     /* Publish the wait for cancellation (task->lock orders it against
      * weft_task_cancel, which sets the flag and claims under the lock).
@@ -118,19 +175,10 @@ int weft__waiter_wait_flags(struct weft__waiter *w, int64_t deadline, unsigned f
     }
 
     bool armed = false;
-    if (cancelled) {
+    if (cancelled)
         weft__waiter_wake(w, -ECANCELED);
-    } else if (deadline != WEFT_NEVER) {
-        if (deadline <= weft_now()) {
-            weft__waiter_wake(w, -ETIMEDOUT);
-        } else {
-            w->timer.deadline = deadline;
-            w->timer.fire = on_deadline;
-            armed = weft__timer_arm(&weft__worker_current()->timers, &w->timer) == 0;
-            if (!armed)
-                weft__waiter_wake(w, -ENOMEM);
-        }
-    }
+    else if (deadline != WEFT_NEVER)
+        armed = arm_deadline(w, deadline);
     weft__task_park();
     /* Whoever woke us, the timer must be gone before this frame is. */
     if (armed)

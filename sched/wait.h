@@ -29,12 +29,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sched/task.h"
 #include "sched/timer.h"
 
-struct weft__task;
-
 struct weft__waiter {
-    _Atomic int claimed;           /* 0 until one party wins the right to wake */
+    _Atomic int claimed;           /* 0 until one party wins the right to wake
+                                    * (unless in_task: then the task's word) */
+    bool in_task;                  /* the claim lives in task->state (task.h):
+                                    * set up by weft__waiter_init_cancellable */
     int result;                    /* written by the winner before the wake */
     struct weft__task *task;       /* the waiting task; NULL: a foreign thread */
     _Atomic uint32_t signalled;    /* foreign threads sleep on this futex word */
@@ -52,10 +54,25 @@ struct weft__waiter {
 /* Prepare @w for a wait by the calling task or thread. Any thread. */
 void weft__waiter_init(struct weft__waiter *w);
 
+/*
+ * Prepare @w for a cancellable wait (flags 0) that the caller starts right
+ * away: every such init must be followed by weft__waiter_wait(@w, ...),
+ * whatever happens in between. In a task the claim then lives in the
+ * task's state word (task.h), so the wait needs no publishing for
+ * weft_task_cancel, which is what makes channel waits cheap. In a foreign
+ * thread it is weft__waiter_init. For waits that may be abandoned before
+ * they start, that are uncancellable, that use on_cancel, or whose waker
+ * may keep a pointer to the waiter after the wait (a reference-counted
+ * waiter), use weft__waiter_init. Any thread.
+ */
+void weft__waiter_init_cancellable(struct weft__waiter *w);
+
 /* Try to win the right to end @w's wait. acq_rel: the winner sees all the
  * waiter's setup (acquire), and losers see that someone won. Any thread. */
 static inline bool weft__waiter_claim(struct weft__waiter *w)
 {
+    if (w->in_task)
+        return weft__task_claim(w->task, WEFT__TC_TAKEN);
     int expect = 0;
     return atomic_compare_exchange_strong_explicit(&w->claimed, &expect, 1,
             memory_order_acq_rel, memory_order_acquire);

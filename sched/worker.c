@@ -433,8 +433,12 @@ static void jump(struct weft__worker *w, struct weft__ctx *from, void **fake_sav
                  struct weft__task *next)
 {
     w->current = next;
-    /* relaxed: no waker acts on a task that has not parked (task.h). */
-    atomic_store_explicit(&next->state, WEFT__TS_RUNNING, memory_order_relaxed);
+    /* relaxed: no waker acts on a task that has not parked, and no claim
+     * can change a queued task's claim bits (none is open: task.h), so a
+     * plain read-modify-write loses nothing. */
+    uint32_t st = atomic_load_explicit(&next->state, memory_order_relaxed);
+    atomic_store_explicit(&next->state, (st & WEFT__TC_MASK) | WEFT__TS_RUNNING,
+                          memory_order_relaxed);
     STAT_ADD(w, switches, 1);
     WEFT__ASAN_START(fake_save, next->stack.base, next->stack.size);
 #ifdef WEFT_TSAN
@@ -497,9 +501,10 @@ void weft__task_park(void)
     /* Woken before we even left: take the wake and keep running.
      * acquire: pairs with the waker's release, so its writes (the wait's
      * result) are visible. */
-    uint32_t s = WEFT__TS_NOTIFIED;
-    if (atomic_load_explicit(&t->state, memory_order_relaxed) == WEFT__TS_NOTIFIED &&
-        atomic_compare_exchange_strong_explicit(&t->state, &s, WEFT__TS_RUNNING,
+    uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+    if ((s & WEFT__TS_MASK) == WEFT__TS_NOTIFIED &&
+        atomic_compare_exchange_strong_explicit(&t->state, &s,
+                                                (s & WEFT__TC_MASK) | WEFT__TS_RUNNING,
                                                 memory_order_acquire, memory_order_relaxed))
         return;
     switch_away(w, WEFT__SW_PARK);
@@ -538,16 +543,37 @@ void weft__sched_after_switch(struct weft__worker *w)
     case WEFT__SW_NONE:
         break;
     case WEFT__SW_PARK: {
-        uint32_t s = WEFT__TS_RUNNING;
-        /* release: the saved context happens-before any waker that sees
-         * SUSPENDED and queues the task (its acquire CAS in
-         * weft__task_wake). Failure means a wake came first (NOTIFIED). */
-        if (!atomic_compare_exchange_strong_explicit(&prev->state, &s,
-                WEFT__TS_SUSPENDED, memory_order_acq_rel, memory_order_acquire)) {
-            atomic_store_explicit(&prev->state, WEFT__TS_RUNNABLE, memory_order_relaxed);
-            push_local(w, prev);
-            if (w->rt->nworkers > 1)
-                notify(w->rt, w);
+        /* acquire, here and on a failed CAS: a NOTIFIED read pairs with the
+         * waker's release, so its writes (the wait's result) are visible
+         * when the task runs again. */
+        uint32_t s = atomic_load_explicit(&prev->state, memory_order_acquire);
+        for (;;) {
+            if ((s & WEFT__TS_MASK) == WEFT__TS_NOTIFIED) {
+                /* A wake came first: run the task again. relaxed store:
+                 * nobody else writes the word until it parks again. */
+                atomic_store_explicit(&prev->state, (s & WEFT__TC_MASK) | WEFT__TS_RUNNABLE,
+                                      memory_order_relaxed);
+                push_local(w, prev);
+                if (w->rt->nworkers > 1)
+                    notify(w->rt, w);
+                break;
+            }
+            /* seq_cst (so release): the saved context happens-before any
+             * waker that sees SUSPENDED (its acquire CAS in
+             * weft__task_wake); and this CAS is in the total order the
+             * cancellation protocol relies on (task.h). It fails when a
+             * claim or a wake changed the word meanwhile: look again. */
+            if (atomic_compare_exchange_weak_explicit(&prev->state, &s,
+                    (s & WEFT__TC_MASK) | WEFT__TS_SUSPENDED,
+                    memory_order_seq_cst, memory_order_acquire)) {
+                /* A cancellable wait, still open: a cancel whose claim
+                 * came too early to see it open set the flag first. */
+                if ((s & WEFT__TC_MASK) == WEFT__TC_OPEN &&
+                    atomic_load_explicit(&prev->cancelled, memory_order_seq_cst) &&
+                    weft__task_claim(prev, WEFT__TC_CANCELLED))
+                    weft__task_wake(prev);
+                break;
+            }
         }
         break;
     }

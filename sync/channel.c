@@ -179,7 +179,7 @@ static int chan_op(weft_chan *c, void *elem, bool send, int64_t deadline, int tr
     }
     struct weft__waiter w;
     struct weft__wnode n;
-    weft__waiter_init(&w);
+    weft__waiter_init_cancellable(&w);     /* waited on below, flags 0 */
     weft__wnode_init(&n, &w, elem, 0, NULL);
     struct weft__waitq *q = send ? &c->sendq : &c->recvq;
     weft__waitq_push(q, &n);

@@ -101,7 +101,7 @@ int weft_select(weft_select_case *cases, size_t n, int64_t deadline)
     struct weft__waiter w;
     struct weft__wnode nodes[WEFT_SELECT_MAX];
     int fired = -1;
-    weft__waiter_init(&w);
+    weft__waiter_init_cancellable(&w);     /* waited on below, flags 0 */
     for (size_t o = 0; o < no; o++) {
         weft_select_case *sc = &cases[order[o]];
         weft__wnode_init(&nodes[o], &w, sc->elem, order[o], &fired);

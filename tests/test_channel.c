@@ -393,3 +393,88 @@ Test(channel, stress_unbounded_timeouts_cancels, .timeout = 120)
 {
     stress(UNBOUNDED, 0);
 }
+
+/* ---- cancellation racing the start of a wait ------------------------------
+ * A channel wait is published for cancellation through the task's state
+ * word (sched/task.h): a cancel either claims the open wait or is seen by
+ * the switch away. Cancel receivers at random points of their wait's start
+ * (before it opens, while it opens, after it parked), from a task on another
+ * worker and from a foreign thread: every one must end with -ECANCELED (a
+ * lost cancel hangs the join, and the test's timeout reports it). Half the
+ * receivers wait in a select, half in a receive with a far deadline. */
+
+#define RACE_ROUNDS 3000
+
+static void *blocked_receiver(void *arg)
+{
+    weft_chan *c = arg;
+    uint64_t v;
+    if ((weft_task_self().id >> 11) % 2) {   /* the spawn sequence number */
+        weft_select_case sc = { .chan = c, .op = WEFT_SELECT_RECV, .elem = &v };
+        int rc = weft_select(&sc, 1, weft_deadline_in(60000000000LL));
+        return (void *)(intptr_t)rc;
+    }
+    return (void *)(intptr_t)weft_chan_recv(c, &v, weft_deadline_in(60000000000LL));
+}
+
+struct race { weft_chan *c; uint64_t seed; weft_task t; _Atomic int go, done; };
+
+static void *cancel_from_thread(void *arg)
+{
+    struct race *r = arg;
+    uint64_t rng = r->seed;
+    for (unsigned i = 0; i < RACE_ROUNDS / 4; i++) {
+        while (atomic_load(&r->go) != (int)i + 1)
+            ;
+        for (unsigned k = xorshift(&rng) % 200; k; k--)
+            __asm__ volatile("" ::: "memory");
+        if (weft_task_cancel(r->t) != 0)
+            return (void *)1;
+        atomic_store(&r->done, (int)i + 1);
+    }
+    return NULL;
+}
+
+static void *cancel_race_main(void *arg)
+{
+    struct race *r = arg;
+    uint64_t rng = r->seed;
+    r->c = make(RENDEZVOUS, sizeof(uint64_t), 0);
+    for (unsigned i = 0; i < RACE_ROUNDS; i++) {
+        weft_task t;
+        cr_assert_eq(weft_task_spawn(&t, blocked_receiver, r->c, NULL), 0);
+        for (unsigned y = xorshift(&rng) % 3; y; y--)
+            weft_yield();
+        cr_assert_eq(weft_task_cancel(t), 0);
+        void *res;
+        cr_assert_eq(weft_task_join(t, &res, WEFT_NEVER), 0);
+        cr_assert_eq((intptr_t)res, -ECANCELED, "round %u: %d", i, (int)(intptr_t)res);
+    }
+    /* The same from a foreign thread, racing the receiver's start. */
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, cancel_from_thread, r), 0);
+    for (unsigned i = 0; i < RACE_ROUNDS / 4; i++) {
+        cr_assert_eq(weft_task_spawn(&r->t, blocked_receiver, r->c, NULL), 0);
+        atomic_store(&r->go, (int)i + 1);
+        void *res;
+        cr_assert_eq(weft_task_join(r->t, &res, WEFT_NEVER), 0);
+        cr_assert_eq((intptr_t)res, -ECANCELED, "foreign round %u: %d", i, (int)(intptr_t)res);
+        while (atomic_load(&r->done) != (int)i + 1)
+            weft_yield();
+    }
+    void *tr;
+    cr_assert_eq(pthread_join(th, &tr), 0);
+    cr_assert_null(tr);
+    weft_chan_free(r->c);
+    return NULL;
+}
+
+Test(channel, cancel_races_wait_start, .timeout = 120)
+{
+    uint64_t seed = (uint64_t)weft_now() | 1;
+    cr_log_info("cancel race seed %llu", (unsigned long long)seed);
+    for (unsigned workers = 1; workers <= 8; workers *= 2) {
+        struct race r = { .seed = seed + workers };
+        run_on(workers, cancel_race_main, &r);
+    }
+}
