@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include "weft.h"
 #include "alloc/mem.h"
+#include "io/multishot.h"
 #include "io/op.h"
 #include "sched/spinlock.h"
 #include "sched/task.h"
@@ -34,32 +35,16 @@
 #define LOW  (64u * 1024)
 
 struct weft_mrecv {
-    struct weft__io_op op;             /* first: &op is the user_data */
-    int fd;
-    bool fallback;                     /* no buffer ring: weft_io_recv */
-    struct weft__spinlock lock;        /* guards what follows */
-    struct weft__ring *ring;           /* of the armed recv */
-    bool armed;                        /* final CQE not reaped yet */
-    bool stopping;                     /* a cancel was submitted (HIGH) */
-    bool cancel_queued;                /* on ring's cancel list */
+    struct weft__multishot ms;         /* first; its lock guards what follows */
     bool eof;
     int err;
     char *q;                           /* queued bytes: q[head, head + len) */
     size_t cap, head, len;
-    struct weft__waiter *waiter;
+    int fd;                            /* read-only after creation */
+    bool fallback;                     /* no buffer ring: weft_io_recv (reader only) */
 };
 
 #define MR(o) ((struct weft_mrecv *)(o))
-
-static struct weft__waiter *claim_locked(struct weft_mrecv *m)
-{
-    struct weft__waiter *w = m->waiter;
-    if (w && weft__waiter_claim(w)) {
-        m->waiter = NULL;
-        return w;
-    }
-    return NULL;
-}
 
 /* Make room for @n more bytes (lock held). */
 static bool room_locked(struct weft_mrecv *m, size_t n)
@@ -90,8 +75,8 @@ static bool room_locked(struct weft_mrecv *m, size_t n)
 static void mr_complete(struct weft__io_op *op, int res, unsigned flags)
 {
     struct weft_mrecv *m = MR(op);
-    weft__spin_lock(&m->lock);
-    struct weft__ring *r = m->ring;
+    weft__spin_lock(&m->ms.lock);
+    struct weft__ring *r = m->ms.ring;
     if (flags & IORING_CQE_F_BUFFER) {
         unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
         if (res > 0) {
@@ -107,50 +92,23 @@ static void mr_complete(struct weft__io_op *op, int res, unsigned flags)
     }
     bool more = flags & IORING_CQE_F_MORE;
     if (!more) {
-        m->armed = false;
-        m->stopping = false;
+        m->ms.armed = false;
+        m->ms.stopping = false;
         if (res == 0)
             m->eof = true;
         else if (res < 0 && res != -ENOBUFS && res != -ECANCELED && !m->err)
             m->err = res;
-    } else if ((m->len > HIGH || m->err) && !m->stopping) {
+    } else if ((m->len > HIGH || m->err) && !m->ms.stopping) {
         /* Never a submit from here (it could reap this op's final CQE
          * under our lock): with the SQ full, the next CQE tries again. */
         struct io_uring_sqe *sqe = weft__ring_sqe_try(r);
         if (sqe) {
-            io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&m->op, 0);
+            io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&m->ms.op, 0);
             io_uring_sqe_set_data64(sqe, WEFT__UD_IGNORE);
-            m->stopping = true;
+            m->ms.stopping = true;
         }
     }
-    struct weft__waiter *w = claim_locked(m);
-    weft__spin_unlock(&m->lock);
-    if (w)
-        weft__waiter_signal(w, 0);
-}
-
-/* Owner thread, from the ring's cancel list (weft_mrecv_free). The lock
- * is not held while an SQE is taken (a full SQ submits, a submit may reap
- * this op's CQEs); cancel_queued keeps @m alive meanwhile. */
-static void mr_cancel_run(struct weft__io_op *op)
-{
-    struct weft_mrecv *m = MR(op);
-    weft__spin_lock(&m->lock);
-    struct weft__ring *r = m->armed && !m->stopping ? m->ring : NULL;
-    if (r)
-        m->stopping = true;
-    weft__spin_unlock(&m->lock);
-    if (r) {
-        struct io_uring_sqe *sqe = weft__ring_sqe(r);
-        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&m->op, 0);
-        io_uring_sqe_set_data64(sqe, WEFT__UD_IGNORE);
-    }
-    weft__spin_lock(&m->lock);
-    m->cancel_queued = false;
-    struct weft__waiter *w = claim_locked(m);
-    weft__spin_unlock(&m->lock);
-    if (w)
-        weft__waiter_signal(w, 0);
+    weft__ms_wake_unlock(&m->ms);
 }
 
 weft_mrecv *weft_mrecv_new(int fd)
@@ -159,9 +117,8 @@ weft_mrecv *weft_mrecv_new(int fd)
     if (!m)
         return NULL;
     memset(m, 0, sizeof(*m));
+    weft__ms_init(&m->ms, mr_complete, weft__ms_cancel_run);
     m->fd = fd;
-    m->op.complete = mr_complete;
-    m->op.cancel = mr_cancel_run;
     return m;
 }
 
@@ -175,44 +132,15 @@ static bool arm(struct weft_mrecv *m)
     io_uring_prep_recv_multishot(sqe, m->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = WEFT__BR_GROUP;
-    io_uring_sqe_set_data(sqe, &m->op);
-    me->ring.inflight++;
-    weft__spin_lock(&m->lock);
-    m->ring = &me->ring;
-    m->armed = true;
-    m->stopping = false;
-    weft__spin_unlock(&m->lock);
+    io_uring_sqe_set_data(sqe, &m->ms.op);
+    weft__ms_armed(&m->ms, &me->ring);
     return true;
 }
 
-static bool has_news(struct weft_mrecv *m)
+static bool has_news(struct weft__multishot *ms)
 {
-    return m->len || m->eof || m->err || !m->armed;
-}
-
-static bool quiet(struct weft_mrecv *m)
-{
-    return !m->armed && !m->cancel_queued;
-}
-
-static int wait_for(struct weft_mrecv *m, bool (*ready)(struct weft_mrecv *), int64_t deadline,
-                    unsigned flags)
-{
-    struct weft__waiter w;
-    weft__waiter_init(&w);
-    weft__spin_lock(&m->lock);
-    if (ready(m)) {
-        weft__spin_unlock(&m->lock);
-        return 1;
-    }
-    m->waiter = &w;
-    weft__spin_unlock(&m->lock);
-    int rc = weft__waiter_wait_flags(&w, deadline, flags);
-    weft__spin_lock(&m->lock);
-    if (m->waiter == &w)
-        m->waiter = NULL;
-    weft__spin_unlock(&m->lock);
-    return rc;
+    struct weft_mrecv *m = MR(ms);
+    return m->len || m->eof || m->err || !m->ms.armed;
 }
 
 ssize_t weft_mrecv_recv(weft_mrecv *m, void *buf, size_t len, int64_t deadline)
@@ -224,7 +152,7 @@ ssize_t weft_mrecv_recv(weft_mrecv *m, void *buf, size_t len, int64_t deadline)
     if (weft_task_cancelled())
         return -ECANCELED;
     for (;;) {
-        weft__spin_lock(&m->lock);
+        weft__spin_lock(&m->ms.lock);
         if (m->len && len) {
             size_t n = m->len < len ? m->len : len;
             memcpy(buf, m->q + m->head, n);
@@ -232,16 +160,16 @@ ssize_t weft_mrecv_recv(weft_mrecv *m, void *buf, size_t len, int64_t deadline)
             m->len -= n;
             if (!m->len)
                 m->head = 0;
-            bool rearm = !m->armed && !m->eof && !m->err && m->len < LOW;
-            weft__spin_unlock(&m->lock);
+            bool rearm = !m->ms.armed && !m->eof && !m->err && m->len < LOW;
+            weft__spin_unlock(&m->ms.lock);
             if (rearm)
                 arm(m);
             return (ssize_t)n;
         }
         bool eof = m->eof;
         int err = m->err;
-        bool armed = m->armed;
-        weft__spin_unlock(&m->lock);
+        bool armed = m->ms.armed;
+        weft__spin_unlock(&m->ms.lock);
         if (err)
             return err;
         if (eof || !len)
@@ -250,7 +178,7 @@ ssize_t weft_mrecv_recv(weft_mrecv *m, void *buf, size_t len, int64_t deadline)
             m->fallback = true;
             return weft_io_recv(m->fd, buf, len, 0, deadline);
         }
-        int rc = wait_for(m, has_news, deadline, 0);
+        int rc = weft__ms_wait(&m->ms, has_news, deadline, 0);
         if (rc < 0)
             return rc;
     }
@@ -260,19 +188,7 @@ void weft_mrecv_free(weft_mrecv *m)
 {
     if (!m)
         return;
-    weft__spin_lock(&m->lock);
-    struct weft__ring *r = m->armed ? m->ring : NULL;
-    if (r)
-        m->cancel_queued = true;
-    weft__spin_unlock(&m->lock);
-    if (r) {
-        weft__ring_request_cancel(r, &m->op);
-        struct weft__worker *me = weft__worker_current();
-        if (!me || &me->ring != r)
-            weft__ring_wake(r, me ? &me->ring : NULL);
-        while (wait_for(m, quiet, WEFT_NEVER, WEFT__WAIT_NOCANCEL) != 1)
-            ;                  /* every wake-up rechecks */
-    }
+    weft__ms_stop(&m->ms);
     free(m->q);
     weft__mem_free(m, sizeof(*m));
 }

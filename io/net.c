@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "weft.h"
 #include "alloc/mem.h"
+#include "io/multishot.h"
 #include "io/op.h"
 #include "sched/spinlock.h"
 #include "sched/task.h"
@@ -468,32 +469,14 @@ task's stack; the task returns only after the final CQE and after the
 owner took any cancel request off its list. */
 
 struct ms_accept {
-    struct weft__io_op op;            /* first: &op is the user_data */
-    struct weft__spinlock lock;       /* guards everything below */
-    struct weft__ring *ring;          /* the ring of the armed op */
+    struct weft__multishot ms;        /* first; its lock guards what follows */
     struct conn_start *ready;         /* accepted, not yet spawned (LIFO) */
-    struct weft__waiter *waiter;      /* the serve task, when it waits */
-    bool armed;                       /* final CQE not reaped yet */
-    bool cancel_queued;               /* on ring's cancel list */
     bool final;                       /* a final CQE arrived, err is its result */
     int err;
     unsigned accepted;                /* CQEs with an fd, since the last arm */
 };
 
 #define MS_OF_OP(o) ((struct ms_accept *)(o))
-
-/* With the lock held: claim the serve task's waiter if it waits. The
- * caller signals it after unlocking (a claimed waiter cannot return before
- * its signal, so it stays valid). */
-static struct weft__waiter *ms_claim_locked(struct ms_accept *m)
-{
-    struct weft__waiter *w = m->waiter;
-    if (w && weft__waiter_claim(w)) {
-        m->waiter = NULL;
-        return w;
-    }
-    return NULL;
-}
 
 /* Owner thread: a CQE of the multishot accept. */
 static void ms_complete(struct weft__io_op *op, int res, unsigned flags)
@@ -507,7 +490,7 @@ static void ms_complete(struct weft__io_op *op, int res, unsigned flags)
             res = -ENOMEM;      /* reported only if this is the final CQE */
         }
     }
-    weft__spin_lock(&m->lock);
+    weft__spin_lock(&m->ms.lock);
     if (cs) {
         cs->fd = res;
         cs->arg = m->ready;     /* the list link until the task starts */
@@ -515,36 +498,11 @@ static void ms_complete(struct weft__io_op *op, int res, unsigned flags)
         m->accepted++;
     }
     if (!(flags & IORING_CQE_F_MORE)) {
-        m->armed = false;
+        m->ms.armed = false;
         m->final = true;
         m->err = res < 0 ? res : 0;
     }
-    struct weft__waiter *w = ms_claim_locked(m);
-    weft__spin_unlock(&m->lock);
-    if (w)
-        weft__waiter_signal(w, 0);
-}
-
-/* Owner thread, from the ring's cancel list. The lock is not held while
- * an SQE is taken (a full SQ submits, and a submit may reap this op's
- * CQEs); cancel_queued keeps the serve task, and so @m, waiting. */
-static void ms_cancel_run(struct weft__io_op *op)
-{
-    struct ms_accept *m = MS_OF_OP(op);
-    weft__spin_lock(&m->lock);
-    struct weft__ring *r = m->armed ? m->ring : NULL;
-    weft__spin_unlock(&m->lock);
-    if (r) {
-        struct io_uring_sqe *sqe = weft__ring_sqe(r);
-        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&m->op, 0);
-        io_uring_sqe_set_data64(sqe, WEFT__UD_IGNORE);
-    }
-    weft__spin_lock(&m->lock);
-    m->cancel_queued = false;
-    struct weft__waiter *w = ms_claim_locked(m);
-    weft__spin_unlock(&m->lock);
-    if (w)
-        weft__waiter_signal(w, 0);
+    weft__ms_wake_unlock(&m->ms);
 }
 
 /* Arm on the current worker's ring (task on its worker thread: the owner). */
@@ -555,15 +513,13 @@ static bool ms_arm(struct ms_accept *m, int lfd)
         return false;
     struct io_uring_sqe *sqe = weft__ring_sqe(&me->ring);
     io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data(sqe, &m->op);
-    me->ring.inflight++;
-    weft__spin_lock(&m->lock);
-    m->ring = &me->ring;
-    m->armed = true;
+    io_uring_sqe_set_data(sqe, &m->ms.op);
+    weft__spin_lock(&m->ms.lock);
     m->final = false;
     m->err = 0;
     m->accepted = 0;
-    weft__spin_unlock(&m->lock);
+    weft__spin_unlock(&m->ms.lock);
+    weft__ms_armed(&m->ms, &me->ring);
     return true;
 }
 
@@ -571,10 +527,10 @@ static bool ms_arm(struct ms_accept *m, int lfd)
 static void ms_spawn_ready(struct ms_accept *m, weft_net_conn_fn fn, void *arg,
                            const weft_task_opts *opts)
 {
-    weft__spin_lock(&m->lock);
+    weft__spin_lock(&m->ms.lock);
     struct conn_start *cs = m->ready;
     m->ready = NULL;
-    weft__spin_unlock(&m->lock);
+    weft__spin_unlock(&m->ms.lock);
     while (cs) {
         struct conn_start *next = cs->arg;
         *cs = (struct conn_start){ .fn = fn, .arg = arg, .fd = cs->fd };
@@ -586,37 +542,10 @@ static void ms_spawn_ready(struct ms_accept *m, weft_net_conn_fn fn, void *arg,
     }
 }
 
-/* 1 if @ready(m) holds (checked under the lock); else wait for a wake-up
- * (0: recheck) or, unless @nocancel, the deadline or a cancellation
- * (their -errno). */
-static int ms_wait(struct ms_accept *m, bool (*ready)(struct ms_accept *), int64_t deadline,
-                   bool nocancel)
+static bool ms_has_news(struct weft__multishot *ms)
 {
-    struct weft__waiter w;
-    weft__waiter_init(&w);
-    weft__spin_lock(&m->lock);
-    if (ready(m)) {
-        weft__spin_unlock(&m->lock);
-        return 1;
-    }
-    m->waiter = &w;
-    weft__spin_unlock(&m->lock);
-    int rc = weft__waiter_wait_flags(&w, deadline, nocancel ? WEFT__WAIT_NOCANCEL : 0);
-    weft__spin_lock(&m->lock);
-    if (m->waiter == &w)
-        m->waiter = NULL;      /* ended by the deadline or a cancellation */
-    weft__spin_unlock(&m->lock);
-    return rc;
-}
-
-static bool ms_has_news(struct ms_accept *m)
-{
+    struct ms_accept *m = MS_OF_OP(ms);
     return m->ready || m->final;
-}
-
-static bool ms_quiet(struct ms_accept *m)
-{
-    return !m->armed && !m->cancel_queued;
 }
 
 /* End the armed op (if any) and wait for its final CQE and for the owner
@@ -625,19 +554,7 @@ static bool ms_quiet(struct ms_accept *m)
 static void ms_stop(struct ms_accept *m, weft_net_conn_fn fn, void *arg,
                     const weft_task_opts *opts)
 {
-    weft__spin_lock(&m->lock);
-    struct weft__ring *r = m->armed ? m->ring : NULL;
-    if (r)
-        m->cancel_queued = true;
-    weft__spin_unlock(&m->lock);
-    if (r) {
-        weft__ring_request_cancel(r, &m->op);
-        struct weft__worker *me = weft__worker_current();
-        if (!me || &me->ring != r)
-            weft__ring_wake(r, me ? &me->ring : NULL);
-    }
-    while (ms_wait(m, ms_quiet, WEFT_NEVER, true) != 1)
-        ;                      /* every wake-up rechecks */
+    weft__ms_stop(&m->ms);
     ms_spawn_ready(m, fn, arg, opts);
 }
 
@@ -648,8 +565,7 @@ static int serve_multishot(int lfd, weft_net_conn_fn fn, void *arg,
 {
     struct ms_accept m;
     memset(&m, 0, sizeof(m));
-    m.op.complete = ms_complete;
-    m.op.cancel = ms_cancel_run;
+    weft__ms_init(&m.ms, ms_complete, weft__ms_cancel_run);
     if (weft_task_cancelled())
         return -ECANCELED;
     if (!ms_arm(&m, lfd))
@@ -658,19 +574,19 @@ static int serve_multishot(int lfd, weft_net_conn_fn fn, void *arg,
     int64_t delay = 1000000;
     int rc;
     for (;;) {
-        rc = ms_wait(&m, ms_has_news, deadline, false);
+        rc = weft__ms_wait(&m.ms, ms_has_news, deadline, 0);
         if (rc < 0)
             break;
         rc = 0;
         ms_spawn_ready(&m, fn, arg, opts);
-        weft__spin_lock(&m.lock);
+        weft__spin_lock(&m.ms.lock);
         bool final = m.final;
         int err = m.err;
         if (m.accepted)
             any = true;
         if (final && m.accepted)
             delay = 1000000;
-        weft__spin_unlock(&m.lock);
+        weft__spin_unlock(&m.ms.lock);
         if (!final)
             continue;
         /* The op ended: re-arm (on the ring we are on now) after a
