@@ -58,6 +58,14 @@ void weft__task_wake(struct weft__task *t)
     }
 }
 
+void weft__task_claimed(struct weft__task *t, enum weft__claim c)
+{
+    if (c == WEFT__CLAIM_READY)
+        weft__sched_ready(weft__runtime_get(), t, true);
+    else
+        weft__task_wake(t);
+}
+
 /* ---- TCBs: type-stable, recycled ---------------------------------------- */
 
 struct weft__task *weft__tcb_alloc(struct weft__runtime *rt, struct weft__worker *w)
@@ -120,8 +128,11 @@ static void cancel_locked(struct weft__task *t)
         w->on_cancel(w);     /* the wait ends itself, later (wait.h) */
     else if (w)
         weft__waiter_wake(w, -ECANCELED);
-    else if (weft__task_claim(t, WEFT__TC_CANCELLED))
-        weft__task_wake(t);  /* a cancellable wait: it returns -ECANCELED */
+    else {
+        enum weft__claim c = weft__task_claim(t, WEFT__TC_CANCELLED);
+        if (c)              /* a cancellable wait: it returns -ECANCELED */
+            weft__task_claimed(t, c);
+    }
 }
 
 static void cancel_if_live(void *obj, void *arg)

@@ -118,20 +118,40 @@ void weft__task_park(void);
  * wake per park. Any thread. */
 void weft__task_wake(struct weft__task *t);
 
+/* What weft__task_claim did. */
+enum weft__claim {
+    WEFT__CLAIM_LOST = 0,   /* not open (not set up, or claimed already) */
+    WEFT__CLAIM_WAKE,       /* claimed while the task runs: wake it later
+                             * (weft__task_wake) */
+    WEFT__CLAIM_READY,      /* claimed a SUSPENDED task and made it RUNNABLE
+                             * in the same CAS: queue it later
+                             * (weft__sched_ready), nobody else will */
+};
+
 /* Claim @t's open cancellable wait for @to (WEFT__TC_TAKEN or
- * WEFT__TC_CANCELLED); false if it is not open (not set up, or claimed
- * already). seq_cst: the cancellation protocol above needs these CASes in
- * the single total order; on success it also acquires the waiter's setup
- * (released by weft__waiter_init_cancellable). Any thread. */
-static inline bool weft__task_claim(struct weft__task *t, uint32_t to)
+ * WEFT__TC_CANCELLED). A task already suspended is made RUNNABLE by the
+ * same CAS, which spares the wake's own CAS (a fifth of a channel round
+ * trip); the claimer queues it once its hand-off is written. seq_cst: the
+ * cancellation protocol above needs these CASes in the single total order;
+ * it also acquires the waiter's setup (released by
+ * weft__waiter_init_cancellable) and the saved context (released by the
+ * switch away's CAS to SUSPENDED), as weft__task_wake does. Any thread. */
+static inline enum weft__claim weft__task_claim(struct weft__task *t, uint32_t to)
 {
     uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
-    while ((s & WEFT__TC_MASK) == WEFT__TC_OPEN)
-        if (atomic_compare_exchange_weak_explicit(&t->state, &s, (s & ~WEFT__TC_MASK) | to,
+    while ((s & WEFT__TC_MASK) == WEFT__TC_OPEN) {
+        bool parked = (s & WEFT__TS_MASK) == WEFT__TS_SUSPENDED;
+        uint32_t run = parked ? WEFT__TS_RUNNABLE : (s & WEFT__TS_MASK);
+        if (atomic_compare_exchange_weak_explicit(&t->state, &s, run | to,
                                                   memory_order_seq_cst, memory_order_relaxed))
-            return true;
-    return false;
+            return parked ? WEFT__CLAIM_READY : WEFT__CLAIM_WAKE;
+    }
+    return WEFT__CLAIM_LOST;
 }
+
+/* Finish a successful weft__task_claim: queue the task or wake it. Any
+ * thread (a foreign thread must hold the runtime, as for weft__task_wake). */
+void weft__task_claimed(struct weft__task *t, enum weft__claim c);
 
 /* Give a TCB from the pool its fields for a new task (all but the id,
  * which the caller publishes last). */

@@ -51,8 +51,13 @@ void weft__waiter_signal(struct weft__waiter *w, int result)
     struct weft__task *t = w->task;
     w->result = result;
     if (t) {
+        /* A claim that made the task RUNNABLE already (in_task waits) leaves
+         * only the queueing; `result` is released to the task by the queue
+         * push (or by the wake's CAS). Read before the task can run. */
+        enum weft__claim c = w->in_task && w->claimed_ready ? WEFT__CLAIM_READY
+                                                            : WEFT__CLAIM_WAKE;
         if (weft__worker_current()) {
-            weft__task_wake(t);   /* its CAS releases `result` to the task */
+            weft__task_claimed(t, c);
             return;
         }
         /* A foreign thread waking a task: once the wake's CAS is done the
@@ -61,7 +66,7 @@ void weft__waiter_signal(struct weft__waiter *w, int result)
          * the runtime (read lock; also during shutdown) until the wake has
          * returned: weft_run frees it only under the write lock. */
         weft__runtime_hold();
-        weft__task_wake(t);
+        weft__task_claimed(t, c);
         weft__runtime_leave();
         return;
     }
@@ -135,8 +140,9 @@ static int task_word_wait(struct weft__waiter *w, struct weft__task *t, int64_t 
     bool armed = false;
     /* relaxed: a hint; a cancel it misses is caught by the protocol. */
     if (atomic_load_explicit(&t->cancelled, memory_order_relaxed)) {
-        if (weft__task_claim(t, WEFT__TC_CANCELLED))
-            weft__task_wake(t);          /* consumed by the park below */
+        enum weft__claim c = weft__task_claim(t, WEFT__TC_CANCELLED);
+        if (c)
+            weft__task_claimed(t, c);    /* running: consumed by the park below */
     } else if (deadline != WEFT_NEVER) {
         armed = arm_deadline(w, deadline);
     }

@@ -37,6 +37,8 @@ struct weft__waiter {
                                     * (unless in_task: then the task's word) */
     bool in_task;                  /* the claim lives in task->state (task.h):
                                     * set up by weft__waiter_init_cancellable */
+    bool claimed_ready;            /* in_task: the claim made the task RUNNABLE
+                                    * (WEFT__CLAIM_READY); the signal queues it */
     int result;                    /* written by the winner before the wake */
     struct weft__task *task;       /* the waiting task; NULL: a foreign thread */
     _Atomic uint32_t signalled;    /* foreign threads sleep on this futex word */
@@ -71,8 +73,13 @@ void weft__waiter_init_cancellable(struct weft__waiter *w);
  * waiter's setup (acquire), and losers see that someone won. Any thread. */
 static inline bool weft__waiter_claim(struct weft__waiter *w)
 {
-    if (w->in_task)
-        return weft__task_claim(w->task, WEFT__TC_TAKEN);
+    if (w->in_task) {
+        enum weft__claim c = weft__task_claim(w->task, WEFT__TC_TAKEN);
+        if (c == WEFT__CLAIM_LOST)
+            return false;
+        w->claimed_ready = c == WEFT__CLAIM_READY;   /* the winner's alone */
+        return true;
+    }
     int expect = 0;
     return atomic_compare_exchange_strong_explicit(&w->claimed, &expect, 1,
             memory_order_acq_rel, memory_order_acquire);

@@ -568,10 +568,11 @@ void weft__sched_after_switch(struct weft__worker *w)
                     memory_order_seq_cst, memory_order_acquire)) {
                 /* A cancellable wait, still open: a cancel whose claim
                  * came too early to see it open set the flag first. */
+                enum weft__claim c;
                 if ((s & WEFT__TC_MASK) == WEFT__TC_OPEN &&
                     atomic_load_explicit(&prev->cancelled, memory_order_seq_cst) &&
-                    weft__task_claim(prev, WEFT__TC_CANCELLED))
-                    weft__task_wake(prev);
+                    (c = weft__task_claim(prev, WEFT__TC_CANCELLED)))
+                    weft__task_claimed(prev, c);
                 break;
             }
         }
