@@ -799,13 +799,31 @@ int weft_blocking_spawn(weft_future **out, weft_blocking_fn fn, void *arg);
  */
 int weft_blocking_run(weft_blocking_fn fn, void *arg, void **result, int64_t deadline);
 
-/** weft_blocking_threads - the pool's current thread count. Any thread. */
+/**
+ * weft_blocking_threads - the pool's current thread count: the threads
+ * that may still take a job (a thread that has decided to leave no longer
+ * counts, though it may be finishing its last job's completion). Any
+ * thread.
+ */
 unsigned weft_blocking_threads(void);
 
 /**
- * weft_blocking_set_max - bound the pool to @max threads (1..1024); a
- * smaller bound than the current count lets the pool shrink as threads go
- * idle. Returns 0 or -EINVAL. Any thread.
+ * weft_blocking_set_max - bound the pool to @max threads (1..1024; the
+ * default is 64). Takes effect at once, both ways:
+ *  - lowering it: the threads above @max that are not inside a job's
+ *    function — the idle ones, and one just completing its last job's
+ *    future — exit before this call returns (it wakes them and waits the
+ *    moment they take; done-callbacks running on such a thread lengthen
+ *    it); a thread inside a job's function exits as soon as the function
+ *    returns — before that job's future is completed — and takes no other
+ *    job. So when the call returns, weft_blocking_threads() <= @max + the
+ *    number of job functions running, and no job starts while the pool has
+ *    more than @max threads;
+ *  - raising it: jobs waiting in the queue get new threads at once, up to
+ *    the new bound.
+ * Returns 0 or -EINVAL (@max 0 or above 1024). Any thread, a pool job or
+ * a done-callback running on a pool thread included (the caller's own
+ * thread is not waited for).
  */
 int weft_blocking_set_max(unsigned max);
 
