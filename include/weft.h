@@ -698,10 +698,18 @@ int weft_waitgroup_wait(weft_waitgroup *wg, int64_t deadline);
 
 /*
  * Waiting on many futures (asyncio.wait, gather, as_completed, wait_for).
- * Tasks take part through task-backed futures (weft_future_spawn). The
- * caller must hold a reference to every future passed in until the call
- * (or the iterator) is done with it. Any thread may call these; a foreign
- * thread blocks itself.
+ * Tasks take part through task-backed futures: weft_future_spawn, or
+ * weft_task_future for a task spawned with weft_task_spawn. The caller must
+ * hold a reference to every future passed in until the call (or the
+ * iterator) is done with it. Any thread may call these; a foreign thread
+ * blocks itself.
+ *
+ * Completion order: every future's completion (set, fail or cancel) takes
+ * effect at one instant inside the call that completes it, and those
+ * instants are totally ordered across all futures and threads. "Completed
+ * first" below means first in that order; it agrees with every order a
+ * program can observe: a completion that happens before another (the same
+ * thread, or any synchronisation between the two completers) is earlier.
  */
 
 /** Modes of weft_wait(). */
@@ -711,8 +719,8 @@ enum { WEFT_WAIT_ALL = 0, WEFT_WAIT_FIRST = 1 };
  * weft_wait - wait until all (WEFT_WAIT_ALL) or the first (WEFT_WAIT_FIRST)
  * of the @n futures @fs are done (completed in any way or cancelled), or
  * @deadline. Nothing is cancelled on a timeout (as asyncio.wait).
- * Returns, for WEFT_WAIT_ALL, 0; for WEFT_WAIT_FIRST, the index of a done
- * future — of those found done, the one that completed first; or
+ * Returns, for WEFT_WAIT_ALL, 0; for WEFT_WAIT_FIRST, the index of the
+ * future of @fs that completed first (see above); or
  * -ETIMEDOUT, -ECANCELED (the caller was cancelled), -ENOMEM, -EINVAL
  * (@fs NULL with @n > 0, a NULL future, a bad @mode, WEFT_WAIT_FIRST with
  * @n == 0). Any thread.
@@ -723,7 +731,8 @@ int weft_wait(weft_future *const *fs, size_t n, int mode, int64_t deadline);
  * weft_gather - wait until every future of @fs has a value and store them
  * in @values[i] (if @values is not NULL); return at the first failure (as
  * asyncio.gather without return_exceptions): the error of the future that
- * failed or was cancelled first (-ECANCELED for a cancelled one); the
+ * failed or was cancelled first, in completion order (see above;
+ * -ECANCELED for a cancelled one); the
  * other futures are left running. @values of futures that had completed
  * by then are filled in.
  * Returns 0, that error, -ETIMEDOUT, -ECANCELED, -ENOMEM, -EINVAL.
@@ -742,8 +751,11 @@ int weft_as_completed_new(weft_as_completed **out, weft_future *const *fs, size_
 
 /**
  * weft_as_completed_next - wait for the next future to complete and return
- * its index in the original array: each index once, in completion order
- * (futures already done are returned in the order they completed).
+ * its index in the original array: each index once, in completion order —
+ * exactly: the index returned is that of the future, among those not yet
+ * returned, that completed first, and any of them still pending completes
+ * later than it (so futures completed at once on different workers come
+ * out in the order of their completions, above).
  * Returns the index, or -EPIPE once every future has been returned,
  * -ETIMEDOUT, -ECANCELED, -ENOMEM, -EINVAL. One thread or task at a time
  * per iterator; any thread.
