@@ -732,9 +732,9 @@ int weft_wait(weft_future *const *fs, size_t n, int mode, int64_t deadline);
  * in @values[i] (if @values is not NULL); return at the first failure (as
  * asyncio.gather without return_exceptions): the error of the future that
  * failed or was cancelled first, in completion order (see above;
- * -ECANCELED for a cancelled one); the
- * other futures are left running. @values of futures that had completed
- * by then are filled in.
+ * -ECANCELED for a cancelled one); the other futures are left running.
+ * @values of every future that completed before that failure are filled
+ * in (others may be too).
  * Returns 0, that error, -ETIMEDOUT, -ECANCELED, -ENOMEM, -EINVAL.
  * Any thread.
  */
