@@ -185,7 +185,8 @@ int weft_task_spawn(weft_task *out, weft_task_fn fn, void *arg,
  *
  * Returns 0, or:
  *  -ESRCH      @t names no live task (already joined, or detached and gone).
- *  -EINVAL     @t was detached, or another joiner is already waiting.
+ *  -EINVAL     @t was detached, or another joiner — or a future made by
+ *              weft_task_future — is already waiting for it.
  *  -EDEADLK    @t is the calling task.
  *  -ETIMEDOUT  @deadline passed first; @t stays joinable.
  *  -ECANCELED  the calling task was cancelled; @t stays joinable.
@@ -199,7 +200,7 @@ int weft_task_join(weft_task t, void **result, int64_t deadline);
  * weft_task_detach - let @t release itself when it finishes; afterwards the
  * handle is stale.
  * Returns 0, -ESRCH (no live task), -EINVAL (already detached, or a joiner
- * is waiting). Any thread.
+ * or a weft_task_future future is waiting). Any thread.
  */
 int weft_task_detach(weft_task t);
 
@@ -355,14 +356,45 @@ typedef void (*weft_future_done_fn)(weft_future *f, void *arg);
 
 /**
  * weft_future_on_done - call @fn(@f, @arg) once @f is completed or
- * cancelled: on the thread that completes it, right after the awaiters are
- * woken and outside any lock; at once, on the calling thread, if @f is
- * already done. Callbacks run in the order they were added. A callback must
- * not block a worker for long (it may run on one); it may call any
- * non-waiting weft call, including on @f.
- * Returns 0, -EINVAL (@fn NULL), -ENOMEM. Any thread.
+ * cancelled (asyncio's add_done_callback). Each registration runs exactly
+ * once, even if the same (@fn, @arg) is added twice, unless it is removed
+ * first (weft_future_remove_done) or @f is freed before it completes.
+ *
+ * Order: the callbacks of one future run one at a time, never two at once,
+ * in the order they were added — also when they are added from other
+ * threads while @f completes, or from inside a callback — where "added"
+ * means the instant weft_future_on_done took effect (calls made one after
+ * the other by one thread, or ordered by any other synchronisation, are in
+ * that order). Who runs them:
+ *  - added while @f is pending: the thread that completes it, right after
+ *    the awaiters are woken, outside any lock (for a future from
+ *    weft_task_future: a short task the runtime spawns for them);
+ *  - added once @f is done: the calling thread, before this call returns —
+ *    unless @f's callbacks are being run at that moment (by the completing
+ *    thread, or by a callback calling this): then the thread running them
+ *    runs this one after those added before it, and this call returns
+ *    without waiting for it.
+ * A callback must not block a worker for long (it may run on one); it may
+ * call any non-waiting weft call, including on @f.
+ * Returns 0, -EINVAL (@f or @fn NULL), -ENOMEM. Any thread.
  */
 int weft_future_on_done(weft_future *f, weft_future_done_fn fn, void *arg);
+
+/**
+ * weft_future_remove_done - remove every registration of (@fn, @arg) on @f
+ * that has not started running (asyncio's remove_done_callback); each one
+ * removed will never run.
+ * A callback that has started — or has already run — is neither removed
+ * nor counted: the thread running @f's callbacks takes each one off the
+ * list, under @f's lock, just before calling it, so a registration is
+ * either removed by this call or run, never both and never neither. A
+ * return of 0 after @f completed may thus mean the callback is running at
+ * that moment on another thread; if @arg must outlive it, let the callback
+ * itself release @arg.
+ * Returns the number of registrations removed (0 if none), or -EINVAL (@f
+ * or @fn NULL). Any thread, inside a callback of @f included.
+ */
+int weft_future_remove_done(weft_future *f, weft_future_done_fn fn, void *arg);
 
 /**
  * weft_future_spawn - spawn a task running @fn(@arg) and return a future
@@ -374,6 +406,36 @@ int weft_future_on_done(weft_future *f, weft_future_done_fn fn, void *arg);
  * Returns 0, -EINVAL, -ENOMEM, -ESRCH (no runtime). Any thread.
  */
 int weft_future_spawn(weft_future **out, weft_task_fn fn, void *arg);
+
+/**
+ * weft_task_future - a future for the result of the already spawned task
+ * @t (asyncio.ensure_future on a task), so that a plain task can take part
+ * in weft_wait, weft_gather, weft_as_completed and done-callbacks. The
+ * future takes over @t's join: it is set to @t's return value when @t
+ * returns (or failed with -ENOMEM if @t never ran for want of a stack),
+ * and the runtime then releases @t itself, as for a detached task.
+ *
+ * After a successful call, weft_task_join and weft_task_detach on @t return
+ * -EINVAL while @t runs (a collector is waiting) and -ESRCH once it has
+ * finished; weft_task_cancel and weft_task_name keep working while it runs.
+ * If @t has already finished (and was not joined), the future is returned
+ * already completed and @t's handle is stale at once. The future is an
+ * ordinary one: cancelling it also cancels @t (its outcome is then
+ * CANCELLED whatever @t returns, as for weft_future_spawn); completing it by
+ * hand (weft_future_set/fail) just drops @t's result. A task may make a
+ * future of itself (awaiting it from itself then waits for its deadline).
+ * *@out receives one reference, the caller's; the task holds another until
+ * it has finished.
+ *
+ * Returns 0, or:
+ *  -EINVAL  @out is NULL; or @t was detached (the runtime's main task
+ *           included), or a joiner or another future already waits for it.
+ *  -ESRCH   @t names no live task (a zeroed handle, already joined, or
+ *           converted and finished), or no runtime is running.
+ *  -ENOMEM  no memory for the future (@t is left as it was).
+ * Any thread.
+ */
+int weft_task_future(weft_task t, weft_future **out);
 
 /* ======================================================================== */
 /* Channels and select                                                      */
@@ -636,10 +698,18 @@ int weft_waitgroup_wait(weft_waitgroup *wg, int64_t deadline);
 
 /*
  * Waiting on many futures (asyncio.wait, gather, as_completed, wait_for).
- * Tasks take part through task-backed futures (weft_future_spawn). The
- * caller must hold a reference to every future passed in until the call
- * (or the iterator) is done with it. Any thread may call these; a foreign
- * thread blocks itself.
+ * Tasks take part through task-backed futures: weft_future_spawn, or
+ * weft_task_future for a task spawned with weft_task_spawn. The caller must
+ * hold a reference to every future passed in until the call (or the
+ * iterator) is done with it. Any thread may call these; a foreign thread
+ * blocks itself.
+ *
+ * Completion order: every future's completion (set, fail or cancel) takes
+ * effect at one instant inside the call that completes it, and those
+ * instants are totally ordered across all futures and threads. "Completed
+ * first" below means first in that order; it agrees with every order a
+ * program can observe: a completion that happens before another (the same
+ * thread, or any synchronisation between the two completers) is earlier.
  */
 
 /** Modes of weft_wait(). */
@@ -649,8 +719,8 @@ enum { WEFT_WAIT_ALL = 0, WEFT_WAIT_FIRST = 1 };
  * weft_wait - wait until all (WEFT_WAIT_ALL) or the first (WEFT_WAIT_FIRST)
  * of the @n futures @fs are done (completed in any way or cancelled), or
  * @deadline. Nothing is cancelled on a timeout (as asyncio.wait).
- * Returns, for WEFT_WAIT_ALL, 0; for WEFT_WAIT_FIRST, the index of a done
- * future — of those found done, the one that completed first; or
+ * Returns, for WEFT_WAIT_ALL, 0; for WEFT_WAIT_FIRST, the index of the
+ * future of @fs that completed first (see above); or
  * -ETIMEDOUT, -ECANCELED (the caller was cancelled), -ENOMEM, -EINVAL
  * (@fs NULL with @n > 0, a NULL future, a bad @mode, WEFT_WAIT_FIRST with
  * @n == 0). Any thread.
@@ -661,9 +731,10 @@ int weft_wait(weft_future *const *fs, size_t n, int mode, int64_t deadline);
  * weft_gather - wait until every future of @fs has a value and store them
  * in @values[i] (if @values is not NULL); return at the first failure (as
  * asyncio.gather without return_exceptions): the error of the future that
- * failed or was cancelled first (-ECANCELED for a cancelled one); the
- * other futures are left running. @values of futures that had completed
- * by then are filled in.
+ * failed or was cancelled first, in completion order (see above;
+ * -ECANCELED for a cancelled one); the other futures are left running.
+ * @values of every future that completed before that failure are filled
+ * in (others may be too).
  * Returns 0, that error, -ETIMEDOUT, -ECANCELED, -ENOMEM, -EINVAL.
  * Any thread.
  */
@@ -680,8 +751,11 @@ int weft_as_completed_new(weft_as_completed **out, weft_future *const *fs, size_
 
 /**
  * weft_as_completed_next - wait for the next future to complete and return
- * its index in the original array: each index once, in completion order
- * (futures already done are returned in the order they completed).
+ * its index in the original array: each index once, in completion order —
+ * exactly: the index returned is that of the future, among those not yet
+ * returned, that completed first, and any of them still pending completes
+ * later than it (so futures completed at once on different workers come
+ * out in the order of their completions, above).
  * Returns the index, or -EPIPE once every future has been returned,
  * -ETIMEDOUT, -ECANCELED, -ENOMEM, -EINVAL. One thread or task at a time
  * per iterator; any thread.
@@ -799,13 +873,31 @@ int weft_blocking_spawn(weft_future **out, weft_blocking_fn fn, void *arg);
  */
 int weft_blocking_run(weft_blocking_fn fn, void *arg, void **result, int64_t deadline);
 
-/** weft_blocking_threads - the pool's current thread count. Any thread. */
+/**
+ * weft_blocking_threads - the pool's current thread count: the threads
+ * that may still take a job (a thread that has decided to leave no longer
+ * counts, though it may be finishing its last job's completion). Any
+ * thread.
+ */
 unsigned weft_blocking_threads(void);
 
 /**
- * weft_blocking_set_max - bound the pool to @max threads (1..1024); a
- * smaller bound than the current count lets the pool shrink as threads go
- * idle. Returns 0 or -EINVAL. Any thread.
+ * weft_blocking_set_max - bound the pool to @max threads (1..1024; the
+ * default is 64). Takes effect at once, both ways:
+ *  - lowering it: the threads above @max that are not inside a job's
+ *    function — the idle ones, and one just completing its last job's
+ *    future — exit before this call returns (it wakes them and waits the
+ *    moment they take; done-callbacks running on such a thread lengthen
+ *    it); a thread inside a job's function exits as soon as the function
+ *    returns — before that job's future is completed — and takes no other
+ *    job. So when the call returns, weft_blocking_threads() <= @max + the
+ *    number of job functions running, and no job starts while the pool has
+ *    more than @max threads;
+ *  - raising it: jobs waiting in the queue get new threads at once, up to
+ *    the new bound.
+ * Returns 0 or -EINVAL (@max 0 or above 1024). Any thread, a pool job or
+ * a done-callback running on a pool thread included (the caller's own
+ * thread is not waited for).
  */
 int weft_blocking_set_max(unsigned max);
 

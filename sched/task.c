@@ -205,11 +205,18 @@ void weft__task_exit_finish(struct weft__task *t)
     /* A waiting joiner is the one collector: others now see DETACHED
      * (-EINVAL), never FINISHED, so no second join collects it too. */
     t->join = j > WEFT__JOIN_FINISHED ? WEFT__JOIN_DETACHED : WEFT__JOIN_FINISHED;
-    if (j > WEFT__JOIN_FINISHED)          /* a joiner is waiting */
+    if (j > WEFT__JOIN_FINISHED && !(j & WEFT__JOIN_HOOK))   /* a joiner is waiting */
         weft__waiter_wake((struct weft__waiter *)j, 0);
     weft__spin_unlock(&t->lock);
-    if (j == WEFT__JOIN_DETACHED)
+    if (j == WEFT__JOIN_DETACHED) {
         weft__tcb_free(rt, t);
+    } else if (WEFT__JOIN_IS_HOOK(j)) {   /* a collector: hand it the result */
+        struct weft__join_hook *hook = (struct weft__join_hook *)(j & ~WEFT__JOIN_HOOK);
+        void *result = t->result;
+        int error = t->start_error;
+        weft__tcb_free(rt, t);
+        hook->fn(hook, result, error);
+    }
     /* release: weft__runtime_live's acquire reads of `finished` then see
      * the spawn counts of every task this one spawned (runtime.c). */
     atomic_store_explicit(&w->stats.finished,
@@ -361,6 +368,30 @@ static int task_detach(weft_task h)
     return 0;
 }
 
+static int task_join_hook(weft_task h, struct weft__join_hook *hook, void **result,
+                          int *error)
+{
+    struct weft__task *t = lock_handle(h);
+    if (!t)
+        return -ESRCH;
+    uintptr_t j = t->join;
+    if (j == 0) {
+        t->join = (uintptr_t)hook | WEFT__JOIN_HOOK;
+        weft__spin_unlock(&t->lock);
+        return 0;
+    }
+    if (j != WEFT__JOIN_FINISHED) {       /* detached (the root too), or taken */
+        weft__spin_unlock(&t->lock);
+        return -EINVAL;
+    }
+    t->join = WEFT__JOIN_DETACHED;        /* ours to collect, as in task_join */
+    weft__spin_unlock(&t->lock);
+    *result = t->result;
+    *error = t->start_error;
+    weft__tcb_free(weft__runtime_get(), t);
+    return 1;
+}
+
 static int task_cancel(weft_task h)
 {
     struct weft__task *t = lock_handle(h);
@@ -415,6 +446,12 @@ int weft_task_join(weft_task h, void **result, int64_t deadline)
 int weft_task_detach(weft_task h)
 {
     WITH_RUNTIME(task_detach(h));
+}
+
+int weft__task_join_hook(weft_task h, struct weft__join_hook *hook, void **result,
+                         int *error)
+{
+    WITH_RUNTIME(task_join_hook(h, hook, result, error));
 }
 
 int weft_task_cancel(weft_task h)

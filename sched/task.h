@@ -69,9 +69,36 @@ enum weft__task_state {
 #define WEFT__TC_MASK      12u
 
 /* task->join, guarded by task->lock: 0 (joinable, nobody waiting),
- * JOIN_DETACHED, JOIN_FINISHED, or the joiner's struct weft__waiter *. */
+ * JOIN_DETACHED, JOIN_FINISHED, the joiner's struct weft__waiter *, or a
+ * struct weft__join_hook * tagged with JOIN_HOOK (both are 8-aligned, so
+ * a tagged pointer is odd and above JOIN_FINISHED). */
 #define WEFT__JOIN_DETACHED ((uintptr_t)1)
 #define WEFT__JOIN_FINISHED ((uintptr_t)2)
+#define WEFT__JOIN_HOOK     ((uintptr_t)1)
+#define WEFT__JOIN_IS_HOOK(j) ((j) > WEFT__JOIN_FINISHED && ((j) & WEFT__JOIN_HOOK))
+
+/*
+ * A collector that takes a task's join over (weft_task_future): when the
+ * task finishes, fn(hook, result, error) is called once — error is the
+ * task's start error (-ENOMEM: it never ran) or 0 — by the worker that
+ * finishes it, after the TCB is recycled, from the scheduler's after-switch
+ * code (not from a task of its own: fn must only wake and queue, never
+ * wait or run user code).
+ */
+struct weft__join_hook {
+    void (*fn)(struct weft__join_hook *hook, void *result, int error);
+};
+
+/*
+ * Install @hook as @h's one collector. Returns 0 (installed: @h's join and
+ * detach now fail with -EINVAL, and -ESRCH once it has finished), 1 (@h had
+ * already finished: its result and start error are in *@result / *@error,
+ * the TCB is recycled, @hook is neither installed nor called), -ESRCH (no
+ * live task, or no runtime), -EINVAL (detached, the root task, or a joiner
+ * or collector already waiting). Any thread.
+ */
+int weft__task_join_hook(weft_task h, struct weft__join_hook *hook, void **result,
+                         int *error);
 
 /* Task ids: (sequence << 11) | (worker index + 1), or (sequence << 11) for
  * tasks spawned by foreign threads, sequences starting at 1; 0 marks a free

@@ -7,6 +7,7 @@
 #include "alloc/mem.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 /* Completion order across all futures (for as_completed). */
@@ -49,8 +50,46 @@ void weft_future_release(weft_future *f)
     weft__mem_free(f, sizeof(*f));
 }
 
-/* The one transition out of PENDING. */
-static int complete(weft_future *f, int state, void *value, int error)
+/*
+ * Run @f's callbacks until none is left, then give up the runner's role.
+ * The caller is the runner (set `cb_running` under the lock) and holds a
+ * reference. Each callback is popped under the lock, so once popped it can
+ * no longer be removed; it runs outside the lock, so it may call anything
+ * on @f (a callback it adds is appended and runs after the ones queued).
+ */
+static void run_callbacks(weft_future *f)
+{
+    for (;;) {
+        weft__spin_lock(&f->lock);
+        struct weft__future_cb *cb = f->cbs;
+        if (!cb) {
+            f->cb_running = false;
+            weft__spin_unlock(&f->lock);
+            return;
+        }
+        if (!(f->cbs = cb->next))
+            f->cbs_tail = NULL;
+        weft__spin_unlock(&f->lock);
+        cb->fn(f, cb->arg);
+        weft__mem_free(cb, sizeof(*cb));
+    }
+}
+
+/* The body of the task that runs a task-backed future's callbacks. */
+static void *callback_task(void *arg)
+{
+    weft_future *f = arg;
+    run_callbacks(f);
+    weft_future_release(f);
+    return NULL;
+}
+
+/*
+ * The one transition out of PENDING. With @defer (the caller is the
+ * scheduler's after-switch code, not a task: see weft__task_join_hook), the
+ * callbacks run in a task spawned for them instead of on this thread.
+ */
+static int complete(weft_future *f, int state, void *value, int error, bool defer)
 {
     struct weft__wakelist wake = { 0 };
     weft__spin_lock(&f->lock);
@@ -61,31 +100,34 @@ static int complete(weft_future *f, int state, void *value, int error)
     }
     f->value = value;
     f->error = error;
-    /* relaxed: a unique, roughly ordered number; `state`'s release below
-     * publishes it. as_completed orders only futures it found done. */
+    /* relaxed: the number only has to be unique and ordered like the
+     * transitions; this RMW is totally ordered with every other completion's
+     * (one atomic), and `state`'s release below publishes the result. Taken
+     * under f->lock, so a reader that sees @f PENDING under the lock knows
+     * it will get a larger number (future.h, gather.c). */
     f->seq = atomic_fetch_add_explicit(&g_future_seq, 1, memory_order_relaxed) + 1;
     /* release: pairs with the acquire loads of `state` in the lock-free
      * readers (await's fast path, weft__future_outcome's callers). */
     atomic_store_explicit(&f->state, state, memory_order_release);
     weft__waitq_claim_all(&f->waiters, &wake);
-    struct weft__future_cb *cbs = f->cbs;
-    f->cbs = f->cbs_tail = NULL;
+    bool run = f->cbs != NULL;
+    if (run) {
+        f->cb_running = true;       /* we are the runner */
+        weft_future_retain(f);      /* alive through the callbacks, even if
+                                     * one of them drops the last reference */
+    }
     weft_task task = f->task;
-    /* Keep @f alive through the callbacks even if one releases it. */
-    if (cbs)
-        weft_future_retain(f);
     weft__spin_unlock(&f->lock);
 
     weft__wakelist_signal(&wake, 0);
     if (state == WEFT_FUTURE_CANCELLED && task.ptr)
         weft_task_cancel(task);   /* -ESRCH if it already finished: fine */
-    if (cbs) {
-        while (cbs) {
-            struct weft__future_cb *next = cbs->next;
-            cbs->fn(f, cbs->arg);
-            weft__mem_free(cbs, sizeof(*cbs));
-            cbs = next;
-        }
+    if (run) {
+        /* Deferred: the spawned task takes over the runner's role and our
+         * reference. If it cannot be had (no memory), run them here. */
+        if (defer && weft_task_spawn(NULL, callback_task, f, NULL) == 0)
+            return 0;
+        run_callbacks(f);
         weft_future_release(f);
     }
     return 0;
@@ -93,19 +135,19 @@ static int complete(weft_future *f, int state, void *value, int error)
 
 int weft_future_set(weft_future *f, void *value)
 {
-    return complete(f, WEFT_FUTURE_VALUE, value, 0);
+    return complete(f, WEFT_FUTURE_VALUE, value, 0, false);
 }
 
 int weft_future_fail(weft_future *f, int error)
 {
     if (error >= 0)
         return -EINVAL;
-    return complete(f, WEFT_FUTURE_ERROR, NULL, error);
+    return complete(f, WEFT_FUTURE_ERROR, NULL, error, false);
 }
 
 int weft_future_cancel(weft_future *f)
 {
-    return complete(f, WEFT_FUTURE_CANCELLED, NULL, -ECANCELED);
+    return complete(f, WEFT_FUTURE_CANCELLED, NULL, -ECANCELED, false);
 }
 
 weft_future_state weft_future_state_get(const weft_future *f)
@@ -181,19 +223,27 @@ int weft_future_await(weft_future *f, void **value, int64_t deadline)
 
 int weft_future_on_done(weft_future *f, weft_future_done_fn fn, void *arg)
 {
-    if (!fn)
+    if (!f || !fn)
         return -EINVAL;
-    /* acquire: pairs with complete()'s release store; if done, the
-     * outcome the callback reads is visible. */
-    if (atomic_load_explicit(&f->state, memory_order_acquire) == WEFT_FUTURE_PENDING) {
-        struct weft__future_cb *cb = weft__mem_alloc(sizeof(*cb));
-        if (!cb)
-            return -ENOMEM;
-        cb->fn = fn;
-        cb->arg = arg;
+    struct weft__future_cb *cb = NULL;
+    /* acquire: pairs with complete()'s release store. Only a hint here
+     * (allocate outside the spinlock when the callback will be queued);
+     * the decision is taken under the lock below. */
+    bool need = atomic_load_explicit(&f->state, memory_order_acquire) == WEFT_FUTURE_PENDING;
+    for (;;) {
+        if (need && !cb) {
+            if (!(cb = weft__mem_alloc(sizeof(*cb))))
+                return -ENOMEM;
+            cb->fn = fn;
+            cb->arg = arg;
+        }
         weft__spin_lock(&f->lock);
-        /* relaxed: under f->lock. */
-        if (atomic_load_explicit(&f->state, memory_order_relaxed) == WEFT_FUTURE_PENDING) {
+        /* relaxed: under f->lock, which every state change holds. */
+        need = atomic_load_explicit(&f->state, memory_order_relaxed) == WEFT_FUTURE_PENDING ||
+               f->cb_running;
+        if (!need)
+            break;                   /* done, and nobody runs callbacks: we do */
+        if (cb) {                    /* pending, or a runner will get to it */
             if (f->cbs_tail)
                 f->cbs_tail->next = cb;
             else
@@ -203,10 +253,44 @@ int weft_future_on_done(weft_future *f, weft_future_done_fn fn, void *arg)
             return 0;
         }
         weft__spin_unlock(&f->lock);
-        weft__mem_free(cb, sizeof(*cb));
     }
+    f->cb_running = true;            /* become the runner (cbs is empty) */
+    weft_future_retain(f);           /* @fn may drop the caller's reference */
+    weft__spin_unlock(&f->lock);
+    weft__mem_free(cb, sizeof(*cb)); /* allocated on a stale hint; NULL is fine */
     fn(f, arg);
+    run_callbacks(f);                /* any added meanwhile, in order */
+    weft_future_release(f);
     return 0;
+}
+
+int weft_future_remove_done(weft_future *f, weft_future_done_fn fn, void *arg)
+{
+    if (!f || !fn)
+        return -EINVAL;
+    struct weft__future_cb *gone = NULL, *kept = NULL, **p = &f->cbs;
+    int n = 0;
+    weft__spin_lock(&f->lock);
+    while (*p) {
+        struct weft__future_cb *cb = *p;
+        if (cb->fn == fn && cb->arg == arg) {
+            *p = cb->next;
+            cb->next = gone;
+            gone = cb;
+            n++;
+        } else {
+            kept = cb;
+            p = &cb->next;
+        }
+    }
+    f->cbs_tail = kept;
+    weft__spin_unlock(&f->lock);
+    while (gone) {
+        struct weft__future_cb *next = gone->next;
+        weft__mem_free(gone, sizeof(*gone));
+        gone = next;
+    }
+    return n;
 }
 
 /* ---- task-backed futures ------------------------------------------------ */
@@ -263,6 +347,58 @@ int weft_future_spawn(weft_future **out, weft_task_fn fn, void *arg)
     if (cancelled)
         weft_task_cancel(t);
     weft_task_detach(t);
+    *out = f;
+    return 0;
+}
+
+/* ---- futures for spawned tasks ------------------------------------------ */
+
+_Static_assert(_Alignof(struct weft__join_hook) > WEFT__JOIN_HOOK,
+               "a join hook's address must leave the tag bit free");
+
+/* The task behind @hook finished (scheduler context, task.h). */
+static void task_finished(struct weft__join_hook *hook, void *result, int error)
+{
+    weft_future *f = (weft_future *)((char *)hook - offsetof(weft_future, hook));
+    if (error)
+        complete(f, WEFT_FUTURE_ERROR, NULL, error, true);
+    else
+        complete(f, WEFT_FUTURE_VALUE, result, 0, true);   /* -EALREADY if
+                                * cancelled or completed by hand: dropped */
+    weft_future_release(f);      /* the task's reference */
+}
+
+int weft_task_future(weft_task t, weft_future **out)
+{
+    if (!out)
+        return -EINVAL;
+    weft_future *f;
+    int rc = weft_future_new(&f);
+    if (rc)
+        return rc;
+    /* Not shared yet: plain stores. Installing the hook (under the task's
+     * lock) publishes them to the worker that finishes the task. */
+    f->task = t;
+    f->hook.fn = task_finished;
+    atomic_store_explicit(&f->refs, 2, memory_order_relaxed); /* caller + task;
+                                * relaxed: published by the install below */
+    void *result = NULL;
+    int error = 0;
+    rc = weft__task_join_hook(t, &f->hook, &result, &error);
+    if (rc < 0) {
+        /* relaxed: the hook was not installed, so nobody else holds @f. */
+        atomic_store_explicit(&f->refs, 1, memory_order_relaxed);
+        weft_future_release(f);
+        return rc;
+    }
+    if (rc == 1) {               /* already finished: complete it here */
+        f->task = (weft_task){ 0 };
+        if (error)
+            weft_future_fail(f, error);
+        else
+            weft_future_set(f, result);
+        weft_future_release(f);  /* the reference the task would have held */
+    }
     *out = f;
     return 0;
 }

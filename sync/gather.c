@@ -4,9 +4,21 @@
  *
  * Waiting for the first of many links one queue entry per future, all
  * sharing one waiter (as select does): whichever future completes first
- * claims it. Among futures found done, the one that completed first (its
- * global completion number, future.h) is reported, so as_completed yields
- * in completion order.
+ * claims it.
+ *
+ * Which one completed first: every completion takes a global sequence
+ * number inside its locked transition (future.h). A scan that finds some
+ * futures done cannot just take the smallest number among them: a future
+ * scanned a moment earlier may have looked PENDING and completed since
+ * with a smaller number (another thread between taking its number and
+ * publishing its state, or simply completed after our load but before the
+ * one we found). So first_done() then looks at each future that was still
+ * PENDING under that future's lock: one still PENDING there takes its
+ * number after we unlock — after the number of the done one we found,
+ * which happens-before our look — so it completes later; one done by then
+ * is compared by number. The answer is exactly the earliest completion.
+ * That costs one uncontended lock per pending future, only when something
+ * is done; weft_gather pays it only for a failure (values need no order).
  */
 #include "sync/future.h"
 #include "alloc/mem.h"
@@ -17,27 +29,69 @@
 #define WEFT__STACK_NODES 8
 
 /*
+ * The index of the future of @fs not marked in @skip that completed first,
+ * or -1 if none is done yet; *@any tells whether any is unskipped. With
+ * @exact false, only the first completed of those this scan saw done
+ * (cheaper; used where the order does not matter).
+ */
+static int first_done(weft_future *const *fs, size_t n, const uint8_t *skip, bool exact,
+                      bool *any)
+{
+    int best = -1;
+    uint64_t best_seq = UINT64_MAX;
+    *any = false;
+    for (size_t i = 0; i < n; i++) {
+        if (skip && skip[i])
+            continue;
+        *any = true;
+        /* acquire (in state_get): pairs with complete()'s release, so
+         * `seq` is readable without the lock. */
+        if (weft_future_state_get(fs[i]) != WEFT_FUTURE_PENDING && fs[i]->seq < best_seq) {
+            best = (int)i;
+            best_seq = fs[i]->seq;
+        }
+    }
+    if (best < 0 || !exact)
+        return best;
+    for (size_t i = 0; i < n; i++) {
+        if ((skip && skip[i]) || (int)i == best)
+            continue;
+        weft_future *f = fs[i];
+        if (weft_future_state_get(f) == WEFT_FUTURE_PENDING) {
+            weft__spin_lock(&f->lock);
+            /* relaxed: under f->lock, which the transition holds. Still
+             * PENDING: it will take a larger number than best_seq. */
+            bool done = atomic_load_explicit(&f->state, memory_order_relaxed) !=
+                        WEFT_FUTURE_PENDING;
+            uint64_t seq = f->seq;
+            weft__spin_unlock(&f->lock);
+            if (!done)
+                continue;
+            if (seq < best_seq) {
+                best = (int)i;
+                best_seq = seq;
+            }
+        } else if (f->seq < best_seq) {
+            best = (int)i;
+            best_seq = f->seq;
+        }
+    }
+    return best;
+}
+
+/*
  * Wait until one future of @fs not marked in @skip is done; return its
- * index (the earliest completed among those done), -EPIPE if every one is
+ * index (the one that completed first, or with @exact false, the first
+ * completed among those one scan sees done), -EPIPE if every one is
  * skipped, -ETIMEDOUT, -ECANCELED, -ENOMEM.
  */
 static int wait_first(weft_future *const *fs, size_t n, const uint8_t *skip,
-                      int64_t deadline)
+                      bool exact, int64_t deadline)
 {
     struct weft__wnode stack_nodes[WEFT__STACK_NODES], *nodes = NULL;
     for (;;) {
-        int best = -1;
-        uint64_t best_seq = UINT64_MAX;
-        bool any = false;
-        for (size_t i = 0; i < n; i++) {
-            if (skip && skip[i])
-                continue;
-            any = true;
-            if (weft_future_state_get(fs[i]) != WEFT_FUTURE_PENDING && fs[i]->seq < best_seq) {
-                best = (int)i;
-                best_seq = fs[i]->seq;
-            }
-        }
+        bool any;
+        int best = first_done(fs, n, skip, exact, &any);
         if (best >= 0 || !any) {
             if (nodes && nodes != stack_nodes)
                 weft__mem_free(nodes, n * sizeof(*nodes));
@@ -92,7 +146,7 @@ int weft_wait(weft_future *const *fs, size_t n, int mode, int64_t deadline)
         if (!fs[i])
             return -EINVAL;
     if (mode == WEFT_WAIT_FIRST)
-        return n ? wait_first(fs, n, NULL, deadline) : -EINVAL;
+        return n ? wait_first(fs, n, NULL, true, deadline) : -EINVAL;
     for (size_t i = 0; i < n; i++) {
         int rc = weft__future_await(fs[i], NULL, deadline, 0);
         if (weft__wait_aborted(rc)) {
@@ -117,10 +171,16 @@ int weft_gather(weft_future *const *fs, size_t n, void **values, int64_t deadlin
     memset(skip, 0, n);
     int rc = 0;
     for (size_t left = n; left > 0; left--) {
-        int i = wait_first(fs, n, skip, deadline);
+        int i = wait_first(fs, n, skip, false, deadline);
         if (i < 0) {
             rc = i;
             break;
+        }
+        if (weft__future_outcome(fs[i], NULL) != 0) {
+            /* A failure: is it the first completion after all? (An earlier
+             * one that is a value is taken now and the failure next.) */
+            bool any;
+            i = first_done(fs, n, skip, true, &any);
         }
         skip[i] = 1;
         void *v = NULL;
@@ -167,7 +227,7 @@ int weft_as_completed_next(weft_as_completed *it, int64_t deadline)
 {
     if (!it)
         return -EINVAL;
-    int i = wait_first(it->fs, it->n, it->skip, deadline);
+    int i = wait_first(it->fs, it->n, it->skip, true, deadline);
     if (i >= 0)
         it->skip[i] = 1;
     return i;

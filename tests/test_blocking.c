@@ -2,10 +2,16 @@
  * test_blocking.c — the blocking pool: results, the worker staying free
  * while a job blocks, growth on demand and the bound, shrinking when idle,
  * an awaiter timing out or being cancelled while its job still runs (its
- * result dropped without a leak: ASan), errors, and use without a runtime.
+ * result dropped without a leak: ASan), errors, use without a runtime, and
+ * weft_blocking_set_max taking effect at once: idle threads above a lowered
+ * bound gone when it returns, busy ones leaving as their job returns (no job
+ * starting meanwhile above the bound), a raised bound starting threads for
+ * queued jobs, and the call made from a pool job or from a done-callback
+ * on a pool thread.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -157,4 +163,231 @@ Test(blocking, usable_without_runtime, .timeout = 30)
     cr_assert_eq(weft_blocking_run(square, (void *)9, &v, WEFT_NEVER), 0);
     cr_assert_eq((intptr_t)v, 81);
     drain_pool();
+}
+
+/* ---- weft_blocking_set_max takes effect at once ------------------------- */
+
+static _Atomic int g_running, g_peak;
+
+/* counts itself as running while it waits for the event; records the peak */
+static void *counted_wait(void *arg)
+{
+    int now = atomic_fetch_add(&g_running, 1) + 1;
+    int peak = atomic_load(&g_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&g_peak, &peak, now))
+        ;
+    int rc = weft_event_wait(arg, weft_deadline_in(20LL * 1000000000));
+    atomic_fetch_sub(&g_running, 1);
+    return (void *)(intptr_t)rc;
+}
+
+/* Start @n jobs that all block on @e at once, and wait until they run. */
+static void start_blocked(weft_future **f, int n, weft_event *e)
+{
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(weft_blocking_spawn(&f[i], counted_wait, e), 0);
+    int64_t until = weft_now() + 10LL * 1000000000;
+    while (atomic_load(&g_running) < n && weft_now() < until)
+        weft_yield();
+    cr_assert_eq(atomic_load(&g_running), n);
+}
+
+static void finish(weft_future **f, int n)
+{
+    void *vals[16];
+    cr_assert_eq(weft_gather(f, (size_t)n, vals, WEFT_NEVER), 0);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq((intptr_t)vals[i], 0);
+        weft_future_release(f[i]);
+    }
+}
+
+static void *set_max_main(void *arg)
+{
+    weft_event *e;
+    weft_future *f[8];
+    cr_assert_eq(weft_event_new(&e), 0);
+    cr_assert_eq(weft_blocking_set_max(1025), -EINVAL);
+    cr_assert_eq(weft_blocking_threads(), 0);   /* a fresh process */
+
+    /* four threads, all idle: lowering the bound to 1 leaves exactly 1 */
+    start_blocked(f, 4, e);
+    cr_assert_eq(weft_blocking_threads(), 4);
+    cr_assert_eq(weft_event_set(e), 0);
+    finish(f, 4);
+    cr_assert_eq(weft_blocking_threads(), 4);   /* idle, not timed out */
+    cr_assert_eq(weft_blocking_set_max(1), 0);
+    cr_assert_eq(weft_blocking_threads(), 1);
+    cr_assert_eq(weft_blocking_set_max(1), 0);  /* nothing to do */
+    cr_assert_eq(weft_blocking_threads(), 1);
+
+    /* raising it starts threads for queued jobs at once: four jobs that
+     * each need the others running (else they time out) */
+    cr_assert_eq(weft_event_clear(e), 0);
+    atomic_store(&g_peak, 0);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(weft_blocking_spawn(&f[i], counted_wait, e), 0);
+    cr_assert_leq(weft_blocking_threads(), 1);  /* three queued */
+    cr_assert_eq(weft_blocking_set_max(4), 0);
+    cr_assert_eq(weft_blocking_threads(), 4);
+    int64_t until = weft_now() + 10LL * 1000000000;
+    while (atomic_load(&g_running) < 4 && weft_now() < until)
+        weft_yield();
+    cr_assert_eq(atomic_load(&g_running), 4);
+    cr_assert_eq(weft_event_set(e), 0);
+    finish(f, 4);
+
+    /* busy threads above a lowered bound: none leaves while its job runs,
+     * each leaves when it returns — before its future completes — and no
+     * queued job starts while the pool is above the bound */
+    cr_assert_eq(weft_event_clear(e), 0);
+    cr_assert_eq(weft_blocking_set_max(8), 0);
+    start_blocked(f, 4, e);                     /* 4 busy threads */
+    cr_assert_eq(weft_blocking_threads(), 4);
+    cr_assert_eq(weft_blocking_set_max(2), 0);  /* returns at once */
+    cr_assert_eq(weft_blocking_threads(), 4);
+    atomic_store(&g_peak, 0);
+    weft_event *e2;
+    cr_assert_eq(weft_event_new(&e2), 0);
+    cr_assert_eq(weft_event_set(e2), 0);        /* these two do not block */
+    for (int i = 4; i < 6; i++)
+        cr_assert_eq(weft_blocking_spawn(&f[i], counted_wait, e2), 0);
+    cr_assert_eq(weft_blocking_threads(), 4);   /* queued: no new thread */
+    cr_assert_eq(atomic_load(&g_peak), 0);      /* and not started */
+    cr_assert_eq(weft_event_set(e), 0);
+    finish(f, 6);
+    cr_assert_eq(weft_blocking_threads(), 2);
+    /* the two queued jobs ran with at most 2 jobs running in all */
+    cr_assert_leq(atomic_load(&g_peak), 2);
+    cr_assert_geq(atomic_load(&g_peak), 1);
+    weft_event_free(e2);
+    weft_event_free(e);
+    return NULL;
+}
+
+Test(blocking, set_max_takes_effect_at_once, .timeout = 60)
+{
+    run_on(2, set_max_main, NULL);
+}
+
+/* From a pool job: the caller's own (busy) thread is not waited for. */
+static void *lower_from_job(void *arg)
+{
+    cr_assert_eq(weft_blocking_set_max(1), 0);
+    return (void *)(uintptr_t)weft_blocking_threads();
+}
+
+/* From a done-callback running on the pool thread that completes the
+ * future: that thread is not inside a job, but must not wait for itself. */
+static _Atomic int g_cb_threads = -1;
+
+static void cb_lower(weft_future *f, void *arg)
+{
+    cr_assert_eq(weft_blocking_set_max(1), 0);
+    atomic_store(&g_cb_threads, (int)weft_blocking_threads());
+}
+
+static void *set_max_job_main(void *arg)
+{
+    weft_event *e;
+    weft_future *f[4];
+    cr_assert_eq(weft_event_new(&e), 0);
+    start_blocked(f, 4, e);
+    cr_assert_eq(weft_event_set(e), 0);
+    finish(f, 4);
+    cr_assert_eq(weft_blocking_threads(), 4);   /* all idle */
+    void *v;
+    cr_assert_eq(weft_blocking_run(lower_from_job, NULL, &v, WEFT_NEVER), 0);
+    cr_assert_eq((uintptr_t)v, 1);              /* only the job's own thread */
+    cr_assert_eq(weft_blocking_threads(), 1);
+    cr_assert_eq(weft_blocking_run(square, (void *)3, &v, WEFT_NEVER), 0);
+    cr_assert_eq((intptr_t)v, 9);               /* and it still serves */
+
+    cr_assert_eq(weft_blocking_set_max(64), 0);
+    cr_assert_eq(weft_event_clear(e), 0);
+    start_blocked(f, 3, e);
+    cr_assert_eq(weft_event_set(e), 0);
+    finish(f, 3);                               /* 3 threads, all idle */
+    weft_event *e2;
+    weft_future *g;
+    cr_assert_eq(weft_event_new(&e2), 0);
+    cr_assert_eq(weft_blocking_spawn(&g, wait_event, e2), 0);
+    cr_assert_eq(weft_future_on_done(g, cb_lower, NULL), 0);
+    cr_assert_eq(weft_event_set(e2), 0);
+    cr_assert_eq(weft_future_await(g, &v, WEFT_NEVER), 0);
+    while (atomic_load(&g_cb_threads) < 0)
+        weft_yield();                           /* callbacks run after the wake */
+    cr_assert_eq(atomic_load(&g_cb_threads), 1);
+    cr_assert_eq(weft_blocking_threads(), 1);
+    weft_future_release(g);
+    cr_assert_eq(weft_blocking_set_max(64), 0);
+    weft_event_free(e2);
+    weft_event_free(e);
+    return NULL;
+}
+
+Test(blocking, set_max_from_a_pool_job_or_callback, .timeout = 60)
+{
+    run_on(2, set_max_job_main, NULL);
+}
+
+/* Lowering and raising the bound while jobs stream in from tasks and a
+ * foreign thread: every job runs exactly once, and the pool ends within
+ * the bound. */
+static _Atomic int g_ran;
+
+static void *count_job(void *arg)
+{
+    atomic_fetch_add(&g_ran, 1);
+    return arg;
+}
+
+struct stream { int n, base; };
+
+static void *stream_jobs(void *arg)
+{
+    struct stream *s = arg;
+    for (int i = 0; i < s->n; i++) {
+        void *v;
+        cr_assert_eq(weft_blocking_run(count_job, (void *)(intptr_t)(s->base + i), &v,
+                                       WEFT_NEVER), 0);
+        cr_assert_eq((intptr_t)v, s->base + i);
+    }
+    return NULL;
+}
+
+static void *stream_thread(void *arg)
+{
+    return stream_jobs(arg);
+}
+
+static void *set_max_stream_main(void *arg)
+{
+    int per = (int)test_scale(400);
+    struct stream ss[4];
+    weft_task t[3];
+    pthread_t th;
+    for (int k = 0; k < 4; k++)
+        ss[k] = (struct stream){ per, k * per };
+    for (int k = 0; k < 3; k++)
+        cr_assert_eq(weft_task_spawn(&t[k], stream_jobs, &ss[k], NULL), 0);
+    cr_assert_eq(pthread_create(&th, NULL, stream_thread, &ss[3]), 0);
+    for (int r = 0; r < 50; r++) {
+        cr_assert_eq(weft_blocking_set_max(1 + r % 3), 0);
+        weft_yield();
+        cr_assert_eq(weft_blocking_set_max(8), 0);
+        weft_yield();
+    }
+    cr_assert_eq(weft_blocking_set_max(2), 0);
+    for (int k = 0; k < 3; k++)
+        cr_assert_eq(weft_task_join(t[k], NULL, WEFT_NEVER), 0);
+    pthread_join(th, NULL);                     /* its jobs finish without us */
+    cr_assert_eq(atomic_load(&g_ran), 4 * per);
+    cr_assert_leq(weft_blocking_threads(), 2);
+    return NULL;
+}
+
+Test(blocking, set_max_while_jobs_stream, .timeout = 120)
+{
+    run_on(4, set_max_stream_main, NULL);
 }

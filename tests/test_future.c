@@ -2,14 +2,17 @@
  * test_future.c — futures: every outcome and error, awaiting before and
  * after completion, many awaiters on several workers and on foreign
  * threads, deadlines, cancellation of the awaiter and of the future,
- * done-callbacks, task-backed futures, and a race of completers, cancellers
- * and timing-out awaiters that checks every awaiter returns exactly once
- * with the one outcome.
+ * done-callbacks (their order — added before, during and after the
+ * completion, from several threads and from inside a callback — and their
+ * removal, racing the completion too), task-backed futures, and a race of
+ * completers, cancellers and timing-out awaiters that checks every awaiter
+ * returns exactly once with the one outcome.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -263,6 +266,270 @@ Test(future, done_callbacks, .timeout = 30)
     cr_assert_eq(weft_future_new(&f), 0);
     cr_assert_eq(weft_future_on_done(f, cb_record, a[0]), 0);
     weft_future_release(f);
+}
+
+/* ---- done-callbacks: removal, and order when added from inside one ------ */
+
+struct log { int v[64]; _Atomic int n; };
+
+static void log_put(struct log *l, int v)
+{
+    int i = atomic_fetch_add(&l->n, 1);
+    cr_assert_lt(i, 64);
+    l->v[i] = v;
+}
+
+struct tagged { struct log *log; int tag; weft_future_done_fn then; void *then_arg; int removes; };
+
+/* logs its tag; then optionally adds (or, with `removes`, removes) another */
+static void cb_tagged(weft_future *f, void *arg)
+{
+    struct tagged *t = arg;
+    log_put(t->log, t->tag);
+    if (t->then && t->removes)
+        log_put(t->log, 1000 + weft_future_remove_done(f, t->then, t->then_arg));
+    else if (t->then)
+        cr_assert_eq(weft_future_on_done(f, t->then, t->then_arg), 0);
+    log_put(t->log, -t->tag);     /* returned */
+}
+
+static void check_log(struct log *l, const int *want, int n)
+{
+    cr_assert_eq(atomic_load(&l->n), n, "%d callbacks logged, want %d", atomic_load(&l->n), n);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(l->v[i], want[i], "log[%d] = %d, want %d", i, l->v[i], want[i]);
+}
+
+Test(future, remove_done_and_nested_order, .timeout = 30)
+{
+    weft_future *f;
+    struct log l = { 0 };
+    struct tagged a = { .log = &l, .tag = 1 }, b = { .log = &l, .tag = 2 },
+                  c = { .log = &l, .tag = 3 }, x = { .log = &l, .tag = 9 };
+
+    cr_assert_eq(weft_future_new(&f), 0);
+    cr_assert_eq(weft_future_remove_done(NULL, cb_tagged, &a), -EINVAL);
+    cr_assert_eq(weft_future_remove_done(f, NULL, &a), -EINVAL);
+    cr_assert_eq(weft_future_on_done(NULL, cb_tagged, &a), -EINVAL);
+    cr_assert_eq(weft_future_remove_done(f, cb_tagged, &a), 0);      /* none */
+    /* a, b, a, c: removing a takes both of its registrations, and only them */
+    cr_assert_eq(weft_future_on_done(f, cb_tagged, &a), 0);
+    cr_assert_eq(weft_future_on_done(f, cb_tagged, &b), 0);
+    cr_assert_eq(weft_future_on_done(f, cb_tagged, &a), 0);
+    cr_assert_eq(weft_future_on_done(f, cb_tagged, &c), 0);
+    cr_assert_eq(weft_future_remove_done(f, cb_tagged, &a), 2);
+    cr_assert_eq(weft_future_remove_done(f, cb_tagged, &a), 0);
+    cr_assert_eq(weft_future_remove_done(f, cb_record, &a), 0);     /* other fn */
+    cr_assert_eq(weft_future_on_done(f, cb_tagged, &a), 0);          /* the tail */
+    cr_assert_eq(weft_future_set(f, NULL), 0);
+    check_log(&l, (int[]){ 2, -2, 3, -3, 1, -1 }, 6);
+    cr_assert_eq(weft_future_remove_done(f, cb_tagged, &b), 0);      /* ran: not counted */
+    weft_future_release(f);
+
+    /* added from inside a callback: after the ones already queued, and
+     * after the running one has returned */
+    atomic_store(&l.n, 0);
+    a.then = cb_tagged;
+    a.then_arg = &x;
+    cr_assert_eq(weft_future_new(&f), 0);
+    cr_assert_eq(weft_future_on_done(f, cb_tagged, &a), 0);
+    cr_assert_eq(weft_future_on_done(f, cb_tagged, &b), 0);
+    cr_assert_eq(weft_future_on_done(f, cb_tagged, &c), 0);
+    cr_assert_eq(weft_future_cancel(f), 0);
+    check_log(&l, (int[]){ 1, -1, 2, -2, 3, -3, 9, -9 }, 8);
+
+    /* on a done future: runs at once, and one it adds runs right after it
+     * returns, before weft_future_on_done does */
+    atomic_store(&l.n, 0);
+    cr_assert_eq(weft_future_on_done(f, cb_tagged, &a), 0);
+    check_log(&l, (int[]){ 1, -1, 9, -9 }, 4);
+
+    /* a callback removes a later one (counted, never runs), and itself
+     * (started: not counted) */
+    weft_future_release(f);
+    atomic_store(&l.n, 0);
+    a.then = cb_tagged;
+    a.then_arg = &c;
+    a.removes = 1;
+    b.then = cb_tagged;
+    b.then_arg = &b;
+    b.removes = 1;
+    cr_assert_eq(weft_future_new(&f), 0);
+    cr_assert_eq(weft_future_on_done(f, cb_tagged, &a), 0);
+    cr_assert_eq(weft_future_on_done(f, cb_tagged, &b), 0);
+    cr_assert_eq(weft_future_on_done(f, cb_tagged, &c), 0);
+    cr_assert_eq(weft_future_fail(f, -EIO), 0);
+    check_log(&l, (int[]){ 1, 1001, -1, 2, 1000, -2 }, 6);
+    weft_future_release(f);
+}
+
+/*
+ * Concurrent adders racing the completion: callbacks added before the
+ * completion (ordered by happens-before) run first; each adder's callbacks
+ * run in the order it added them, whether added before, during or after the
+ * completion; no two callbacks of the future ever overlap; each runs once.
+ */
+enum { CB_ADDERS = 4, CB_PER = 24, CB_EARLY = 8 };
+
+struct cborder {
+    weft_future *f;
+    _Atomic int inside, n, go;
+    int log[CB_EARLY + CB_ADDERS * CB_PER];
+    struct cbarg { struct cborder *o; int who, idx; } args[CB_ADDERS + 1][CB_PER];
+};
+
+static void cb_order(weft_future *f, void *arg)
+{
+    struct cbarg *a = arg;
+    struct cborder *o = a->o;
+    cr_assert_eq(atomic_exchange(&o->inside, 1), 0, "two callbacks of one future overlap");
+    int i = atomic_fetch_add(&o->n, 1);
+    o->log[i] = a->who * 1000 + a->idx;
+    for (volatile int k = 0; k < 100; k++)
+        ;                                    /* widen the window */
+    atomic_store(&o->inside, 0);
+}
+
+static void cb_adder_body(struct cborder *o, int who)
+{
+    while (!atomic_load(&o->go))
+        ;
+    for (int k = 0; k < CB_PER; k++) {
+        cr_assert_eq(weft_future_on_done(o->f, cb_order, &o->args[who][k]), 0);
+        if (k % 4 == 3)
+            weft_yield();
+    }
+}
+
+static void *cb_adder_task(void *arg)
+{
+    struct cbarg *a = arg;
+    cb_adder_body(a->o, a->who);
+    return NULL;
+}
+
+static void *cb_adder_thread(void *arg)
+{
+    return cb_adder_task(arg);
+}
+
+static void *cb_completer(void *arg)
+{
+    struct cborder *o = arg;
+    while (!atomic_load(&o->go))
+        ;
+    for (int k = 0; k < 3; k++)
+        weft_yield();
+    cr_assert_eq(weft_future_set(o->f, NULL), 0);
+    return NULL;
+}
+
+static void *cb_concurrent_main(void *arg)
+{
+    unsigned rounds = (unsigned)test_scale(400);
+    for (unsigned r = 0; r < rounds; r++) {
+        struct cborder *o = calloc(1, sizeof(*o));
+        cr_assert_eq(weft_future_new(&o->f), 0);
+        for (int w = 0; w <= CB_ADDERS; w++)
+            for (int k = 0; k < CB_PER; k++)
+                o->args[w][k] = (struct cbarg){ o, w, k };
+        for (int k = 0; k < CB_EARLY; k++)      /* who 0: before the set */
+            cr_assert_eq(weft_future_on_done(o->f, cb_order, &o->args[0][k]), 0);
+        weft_task adders[CB_ADDERS], done;
+        pthread_t th;
+        /* adders 1..3 are tasks, adder 4 a foreign thread; the completer
+         * is a task, on another worker or not */
+        for (int w = 1; w < CB_ADDERS; w++)
+            cr_assert_eq(weft_task_spawn(&adders[w], cb_adder_task, &o->args[w][0], NULL), 0);
+        cr_assert_eq(pthread_create(&th, NULL, cb_adder_thread, &o->args[CB_ADDERS][0]), 0);
+        cr_assert_eq(weft_task_spawn(&done, cb_completer, o, NULL), 0);
+        atomic_store(&o->go, 1);
+        for (int w = 1; w < CB_ADDERS; w++)
+            cr_assert_eq(weft_task_join(adders[w], NULL, WEFT_NEVER), 0);
+        pthread_join(th, NULL);
+        cr_assert_eq(weft_task_join(done, NULL, WEFT_NEVER), 0);
+        /* every call that could have been running callbacks has returned */
+        int total = CB_EARLY + CB_ADDERS * CB_PER;
+        cr_assert_eq(atomic_load(&o->n), total, "round %u", r);
+        int next[CB_ADDERS + 1] = { 0 };
+        for (int i = 0; i < total; i++) {
+            int who = o->log[i] / 1000, idx = o->log[i] % 1000;
+            if (i < CB_EARLY)
+                cr_assert_eq(who, 0, "round %u: an early callback ran late", r);
+            cr_assert_eq(idx, next[who], "round %u: adder %d's callback %d ran as #%d",
+                         r, who, idx, next[who]);
+            next[who]++;
+        }
+        weft_future_release(o->f);
+        free(o);
+    }
+    return NULL;
+}
+
+Test(future, done_callbacks_concurrent_order, .timeout = 120)
+{
+    run_on(6, cb_concurrent_main, NULL);
+}
+
+/* remove_done racing the completion: each registration is either removed
+ * (counted, never run) or run (not counted) — never both, never neither. */
+enum { RM_N = 16 };
+
+struct rmrace {
+    weft_future *f;
+    _Atomic int ran[RM_N], go;
+    int removed[RM_N];
+};
+
+static void cb_mark(weft_future *f, void *arg)
+{
+    _Atomic int *slot = arg;
+    atomic_fetch_add(slot, 1);
+}
+
+static void *rm_completer(void *arg)
+{
+    struct rmrace *r = arg;
+    while (!atomic_load(&r->go))
+        ;
+    weft_future_set(r->f, NULL);
+    return NULL;
+}
+
+static void *rm_main(void *arg)
+{
+    unsigned rounds = (unsigned)test_scale(2000);
+    for (unsigned round = 0; round < rounds; round++) {
+        struct rmrace r = { 0 };
+        cr_assert_eq(weft_future_new(&r.f), 0);
+        for (int i = 0; i < RM_N; i++)
+            cr_assert_eq(weft_future_on_done(r.f, cb_mark, &r.ran[i]), 0);
+        pthread_t th;
+        weft_task t;
+        bool foreign = round & 1;
+        if (foreign)
+            cr_assert_eq(pthread_create(&th, NULL, rm_completer, &r), 0);
+        else
+            cr_assert_eq(weft_task_spawn(&t, rm_completer, &r, NULL), 0);
+        atomic_store(&r.go, 1);
+        for (int i = RM_N - 1; i >= 0; i--)   /* from the tail: meet the runner */
+            r.removed[i] = weft_future_remove_done(r.f, cb_mark, &r.ran[i]);
+        if (foreign)
+            pthread_join(th, NULL);
+        else
+            cr_assert_eq(weft_task_join(t, NULL, WEFT_NEVER), 0);
+        for (int i = 0; i < RM_N; i++)
+            cr_assert_eq(atomic_load(&r.ran[i]) + r.removed[i], 1,
+                         "round %u: callback %d ran %d times, removed %d", round, i,
+                         atomic_load(&r.ran[i]), r.removed[i]);
+        weft_future_release(r.f);
+    }
+    return NULL;
+}
+
+Test(future, remove_done_races_completion, .timeout = 120)
+{
+    run_on(4, rm_main, NULL);
 }
 
 /* ---- task-backed futures ------------------------------------------------ */

@@ -1,8 +1,11 @@
 /*
  * test_gather.c — weft_wait (all / first), weft_gather, as_completed and
  * wait_for: results, completion order, deadlines, the first failure, a
- * caller cancelled while waiting, errors, and a race of many futures
- * completed from several workers and a foreign thread.
+ * caller cancelled while waiting, errors, a race of many futures completed
+ * from several workers and a foreign thread, and the exact completion
+ * order under concurrent completion: as_completed, wait-first and gather's
+ * first failure follow the order of the completions (each future's
+ * internal completion number, and every happens-before order).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -12,6 +15,7 @@
 #include <stdlib.h>
 
 #include "weft.h"
+#include "sync/future.h"      /* the completion numbers, to check the order */
 #include "tests/helpers.h"
 
 static void run_on(unsigned workers, void *(*fn)(void *), void *arg)
@@ -260,4 +264,206 @@ static void *race_main(void *arg)
 Test(gather, race_completions_across_threads, .timeout = 60)
 {
     run_on(4, race_main, NULL);
+}
+
+/* ---- exact completion order under concurrency --------------------------- */
+
+/*
+ * One completer sets f[0], f[1], ... in order while the consumer iterates
+ * as_completed at the same time: every completion happens before the next
+ * one, so the indexes must come out exactly 0, 1, 2, ... (A scan that read
+ * f[k] just before it completed and f[k+1] just after would otherwise
+ * return k+1 first.)
+ */
+enum { ON = 64 };
+
+struct inorder { weft_future *f[ON]; _Atomic int go; };
+
+static void complete_in_order(struct inorder *o)
+{
+    while (!atomic_load(&o->go))
+        ;
+    for (int i = 0; i < ON; i++)
+        cr_assert_eq(weft_future_set(o->f[i], (void *)(intptr_t)i), 0);
+}
+
+static void *in_order_thread(void *arg)
+{
+    complete_in_order(arg);
+    return NULL;
+}
+
+static void *in_order_task(void *arg)
+{
+    complete_in_order(arg);
+    return NULL;
+}
+
+/* A relay across workers: task k awaits f[k-1] and then sets f[k], so each
+ * completion happens before the next through the future itself. */
+struct relay { struct inorder *o; int k; };
+
+static void *relay_task(void *arg)
+{
+    struct relay *r = arg;
+    if (r->k > 0)
+        cr_assert_eq(weft_future_await(r->o->f[r->k - 1], NULL, WEFT_NEVER), 0);
+    else
+        while (!atomic_load(&r->o->go))
+            weft_yield();
+    cr_assert_eq(weft_future_set(r->o->f[r->k], NULL), 0);
+    return NULL;
+}
+
+static void *in_order_main(void *arg)
+{
+    unsigned rounds = (unsigned)test_scale(300);
+    for (unsigned round = 0; round < rounds; round++) {
+        struct inorder o = { 0 };
+        for (int i = 0; i < ON; i++)
+            cr_assert_eq(weft_future_new(&o.f[i]), 0);
+        weft_as_completed *it;
+        cr_assert_eq(weft_as_completed_new(&it, o.f, ON), 0);
+        int mode = round % 3;
+        pthread_t th;
+        weft_task t, relays[ON];
+        struct relay rs[ON];
+        if (mode == 0) {
+            cr_assert_eq(pthread_create(&th, NULL, in_order_thread, &o), 0);
+        } else if (mode == 1) {
+            cr_assert_eq(weft_task_spawn(&t, in_order_task, &o, NULL), 0);
+        } else {
+            for (int k = 0; k < ON; k++) {
+                rs[k] = (struct relay){ &o, k };
+                cr_assert_eq(weft_task_spawn(&relays[k], relay_task, &rs[k], NULL), 0);
+            }
+        }
+        atomic_store(&o.go, 1);
+        for (int k = 0; k < ON; k++) {
+            int i = weft_as_completed_next(it, WEFT_NEVER);
+            cr_assert_eq(i, k, "round %u (mode %d): got index %d as #%d", round, mode, i, k);
+        }
+        cr_assert_eq(weft_as_completed_next(it, 0), -EPIPE);
+        weft_as_completed_free(it);
+        if (mode == 0) {
+            pthread_join(th, NULL);   /* it only sets futures: never blocks */
+        } else if (mode == 1) {
+            cr_assert_eq(weft_task_join(t, NULL, WEFT_NEVER), 0);
+        } else {
+            for (int k = 0; k < ON; k++)
+                cr_assert_eq(weft_task_join(relays[k], NULL, WEFT_NEVER), 0);
+        }
+        for (int i = 0; i < ON; i++)
+            weft_future_release(o.f[i]);
+    }
+    return NULL;
+}
+
+Test(gather, as_completed_follows_happens_before, .timeout = 120)
+{
+    run_on(4, in_order_main, NULL);
+}
+
+/*
+ * Several completers on different workers and a foreign thread complete
+ * disjoint, interleaved sets at the same time. The consumers check against
+ * the futures' completion numbers (the one order of all completions):
+ * as_completed yields strictly increasing numbers; weft_wait(FIRST) returns
+ * the future with the smallest number of the whole set (later completions
+ * get larger ones); weft_gather reports the failure with the smallest
+ * number among the failures.
+ */
+enum { CN = 48, CW = 4 };
+
+struct conc { weft_future *f[CN]; _Atomic int go; int who; };
+struct concarg { struct conc *c; int w; };
+
+static void complete_share(struct conc *c, int w)
+{
+    while (!atomic_load(&c->go))
+        ;
+    for (int i = w; i < CN; i += CW + 1) {
+        if (i % 5 == 3)
+            weft_future_fail(c->f[i], -(100 + i));
+        else
+            weft_future_set(c->f[i], (void *)(intptr_t)i);
+        if (i % 7 == 0)
+            weft_yield();
+    }
+}
+
+static void *share_task(void *arg)
+{
+    struct concarg *a = arg;
+    complete_share(a->c, a->w);
+    return NULL;
+}
+
+static void *share_thread(void *arg)
+{
+    return share_task(arg);
+}
+
+static void *concurrent_order_main(void *arg)
+{
+    unsigned rounds = (unsigned)test_scale(300);
+    for (unsigned round = 0; round < rounds; round++) {
+        struct conc c = { 0 };
+        for (int i = 0; i < CN; i++)
+            cr_assert_eq(weft_future_new(&c.f[i]), 0);
+        struct concarg args[CW + 1];
+        weft_task ts[CW];
+        pthread_t th;
+        for (int w = 0; w <= CW; w++)
+            args[w] = (struct concarg){ &c, w };
+        for (int w = 0; w < CW; w++)
+            cr_assert_eq(weft_task_spawn(&ts[w], share_task, &args[w], NULL), 0);
+        cr_assert_eq(pthread_create(&th, NULL, share_thread, &args[CW]), 0);
+        weft_as_completed *it;
+        cr_assert_eq(weft_as_completed_new(&it, c.f, CN), 0);
+        atomic_store(&c.go, 1);
+
+        int mode = round % 3, first = -1, gathered = 0;
+        if (mode == 1)
+            first = weft_wait(c.f, CN, WEFT_WAIT_FIRST, WEFT_NEVER);
+        else if (mode == 2)
+            gathered = weft_gather(c.f, CN, NULL, WEFT_NEVER);
+        uint64_t last = 0;
+        for (int k = 0; k < CN; k++) {
+            int i = weft_as_completed_next(it, WEFT_NEVER);
+            cr_assert(i >= 0 && i < CN);
+            cr_assert_gt(c.f[i]->seq, last, "round %u: index %d out of completion order",
+                         round, i);
+            last = c.f[i]->seq;
+        }
+        weft_as_completed_free(it);
+        for (int w = 0; w < CW; w++)
+            cr_assert_eq(weft_task_join(ts[w], NULL, WEFT_NEVER), 0);
+        pthread_join(th, NULL);
+
+        uint64_t min_all = UINT64_MAX, min_fail = UINT64_MAX;
+        int fail_err = 0;
+        for (int i = 0; i < CN; i++) {
+            if (c.f[i]->seq < min_all)
+                min_all = c.f[i]->seq;
+            if (weft_future_state_get(c.f[i]) == WEFT_FUTURE_ERROR && c.f[i]->seq < min_fail) {
+                min_fail = c.f[i]->seq;
+                fail_err = c.f[i]->error;
+            }
+        }
+        if (mode == 1)
+            cr_assert_eq(c.f[first]->seq, min_all, "round %u: wait-first returned a "
+                         "future that did not complete first", round);
+        if (mode == 2)
+            cr_assert_eq(gathered, fail_err, "round %u: gather returned %d, the first "
+                         "failure was %d", round, gathered, fail_err);
+        for (int i = 0; i < CN; i++)
+            weft_future_release(c.f[i]);
+    }
+    return NULL;
+}
+
+Test(gather, exact_order_of_concurrent_completions, .timeout = 120)
+{
+    run_on(6, concurrent_order_main, NULL);
 }
