@@ -200,11 +200,16 @@ int weft__future_await(weft_future *f, void **value, int64_t deadline, unsigned 
     if (atomic_load_explicit(&f->state, memory_order_acquire) == WEFT_FUTURE_PENDING) {
         struct weft__waiter w;
         struct weft__wnode n;
-        weft__waiter_init(&w);
-        weft__wnode_init(&n, &w, NULL, 0, NULL);
         weft__spin_lock(&f->lock);
         /* relaxed: under f->lock. */
         if (atomic_load_explicit(&f->state, memory_order_relaxed) == WEFT_FUTURE_PENDING) {
+            /* Set up only now that the wait is certain (a cancellable one
+             * must be waited on, sched/wait.h). */
+            if (flags)
+                weft__waiter_init(&w);
+            else
+                weft__waiter_init_cancellable(&w);
+            weft__wnode_init(&n, &w, NULL, 0, NULL);
             weft__waitq_push(&f->waiters, &n);
             int rc = weft__waitq_block(&f->lock, &f->waiters, &n, deadline, flags);
             if (rc)
