@@ -7,7 +7,7 @@
 #                              (uring_echo.c)
 # Everything comes from Debian packages, offline: missing packages are
 # installed with apt-get (only when dpkg-query says they are missing); the
-# Rust crate builds with Debian's cargo/rustc against /usr/share/cargo/registry.
+# Rust crates build with Debian's cargo/rustc against /usr/share/cargo/registry.
 #
 #   benchmarks/peers/build.sh [boost|tokio|uring ...]    (default: all three;
 #                                   tokio = tokio-bench and tokio-echo)
@@ -31,7 +31,7 @@ for a in "$@"; do
         boost) want_boost=1 ;;
         tokio) want_tokio=1 ;;
         uring) want_uring=1 ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "peers: unknown argument '$a' (boost, tokio, uring)" >&2; exit 2 ;;
     esac
 done
