@@ -2,11 +2,15 @@
 # benchmarks/peers/build.sh — build the peer baselines into build/peers/:
 #   build/peers/boost-switch   Boost.Context raw fiber jump (boost_switch.cpp)
 #   build/peers/tokio-bench    Tokio 1.24 counterparts of weft-bench (tokio/)
+#   build/peers/tokio-echo     Tokio 1.24 echo server (tokio_echo/)
+#   build/peers/uring-echo     hand-written single-thread liburing echo server
+#                              (uring_echo.c)
 # Everything comes from Debian packages, offline: missing packages are
 # installed with apt-get (only when dpkg-query says they are missing); the
-# Rust crate builds with Debian's cargo/rustc against /usr/share/cargo/registry.
+# Rust crates build with Debian's cargo/rustc against /usr/share/cargo/registry.
 #
-#   benchmarks/peers/build.sh [boost|tokio ...]    (default: both)
+#   benchmarks/peers/build.sh [boost|tokio|uring ...]    (default: all three;
+#                                   tokio = tokio-bench and tokio-echo)
 #
 # Exit status: 0 when every requested peer was built; 1 (with a "peers:" line
 # on stderr saying which and why) when a toolchain or package cannot be had or
@@ -18,16 +22,17 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 OUT="$ROOT/build/peers"
 
-want_boost=0 want_tokio=0
+want_boost=0 want_tokio=0 want_uring=0
 if [ $# -eq 0 ]; then
-    want_boost=1 want_tokio=1
+    want_boost=1 want_tokio=1 want_uring=1
 fi
 for a in "$@"; do
     case "$a" in
         boost) want_boost=1 ;;
         tokio) want_tokio=1 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-        *) echo "peers: unknown argument '$a' (boost, tokio)" >&2; exit 2 ;;
+        uring) want_uring=1 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        *) echo "peers: unknown argument '$a' (boost, tokio, uring)" >&2; exit 2 ;;
     esac
 done
 
@@ -106,43 +111,69 @@ build_boost() {
 # --- Tokio -------------------------------------------------------------------
 # Debian's cargo and rustc (/usr/bin), never a rustup toolchain that may come
 # first in PATH: Debian's crate registry is packaged for Debian's rustc.
-build_tokio() {
+tokio_toolchain() {
     # librust-tokio-dev provides the features as virtual packages
     # (librust-tokio+rt-multi-thread-dev, librust-tokio+sync-dev, ...).
     ensure_pkgs cargo rustc librust-tokio-dev || return 1
-    local p
-    for p in librust-tokio+rt-dev librust-tokio+rt-multi-thread-dev librust-tokio+sync-dev; do
-        pkg_installed "$p" || { say "Debian's tokio lacks feature package $p"; return 1; }
-    done
-    local cargo=/usr/bin/cargo rustc=/usr/bin/rustc
-    [ -x "$cargo" ] && [ -x "$rustc" ] || { say "Debian's cargo/rustc not in /usr/bin"; return 1; }
+    [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] || { say "Debian's cargo/rustc not in /usr/bin"; return 1; }
     [ -d /usr/share/cargo/registry ] || { say "no Debian crate registry at /usr/share/cargo/registry"; return 1; }
+}
 
+# build_crate DIR BIN FEATURE... — cargo build benchmarks/peers/DIR (whose
+# binary is BIN, needing tokio's FEATUREs) into build/peers/BIN.
+build_crate() {
+    local dir="$1" bin="$2" p
+    shift 2
+    for p in "$@"; do
+        pkg_installed "librust-tokio+$p-dev" ||
+            { say "Debian's tokio lacks feature package librust-tokio+$p-dev"; return 1; }
+    done
     # Build from a copy under build/peers so that Cargo.lock and target/ never
     # land in the source tree; the crate's .cargo/config.toml (Debian registry,
     # offline) travels with it.
-    local src="$OUT/tokio-src"
+    local src="$OUT/$dir-src"
     rm -rf "$src.new" && mkdir -p "$src.new" || return 1
-    cp -pR "$HERE/tokio/Cargo.toml" "$HERE/tokio/src" "$HERE/tokio/.cargo" "$src.new/" || return 1
+    cp -pR "$HERE/$dir/Cargo.toml" "$HERE/$dir/src" "$HERE/$dir/.cargo" "$src.new/" || return 1
     [ -f "$src/Cargo.lock" ] && cp "$src/Cargo.lock" "$src.new/"
     rm -rf "$src" && mv "$src.new" "$src"
 
     mkdir -p "$OUT/cargo-home"
-    if ! (cd "$src" && CARGO_HOME="$OUT/cargo-home" CARGO_TARGET_DIR="$OUT/tokio-target" \
-            RUSTC="$rustc" RUSTDOC=/usr/bin/rustdoc RUSTUP_TOOLCHAIN= \
-            "$cargo" build --release --offline -q); then
-        say "tokio-bench: cargo build failed (Debian cargo $("$cargo" --version 2>/dev/null | cut -d' ' -f2))"
+    if ! (cd "$src" && CARGO_HOME="$OUT/cargo-home" CARGO_TARGET_DIR="$OUT/$dir-target" \
+            RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTUP_TOOLCHAIN= \
+            /usr/bin/cargo build --release --offline -q); then
+        say "$bin: cargo build failed (Debian cargo $(/usr/bin/cargo --version 2>/dev/null | cut -d' ' -f2))"
         return 1
     fi
-    cp -f "$OUT/tokio-target/release/tokio-bench" "$OUT/tokio-bench.tmp" &&
-        mv -f "$OUT/tokio-bench.tmp" "$OUT/tokio-bench" || return 1
-    echo "built $OUT/tokio-bench"
+    cp -f "$OUT/$dir-target/release/$bin" "$OUT/$bin.tmp" &&
+        mv -f "$OUT/$bin.tmp" "$OUT/$bin" || return 1
+    echo "built $OUT/$bin"
+}
+
+# --- liburing echo loop --------------------------------------------------------
+build_uring() {
+    ensure_pkgs gcc liburing-dev || return 1
+    local cc="${CC:-gcc}"
+    command -v "$cc" >/dev/null 2>&1 || { say "no C compiler ($cc)"; return 1; }
+    "$cc" -std=c11 -O2 -g -Wall -Wextra -Werror -o "$OUT/uring-echo.tmp" \
+        "$HERE/uring_echo.c" -luring || { say "uring-echo: compile failed"; return 1; }
+    mv -f "$OUT/uring-echo.tmp" "$OUT/uring-echo"
+    echo "built $OUT/uring-echo"
 }
 
 if [ $want_boost -eq 1 ]; then
     build_boost || { say "boost-switch NOT built: skip the Boost.Context peer"; status=1; }
 fi
 if [ $want_tokio -eq 1 ]; then
-    build_tokio || { say "tokio-bench NOT built: skip the Tokio peer"; status=1; }
+    if tokio_toolchain; then
+        build_crate tokio tokio-bench rt rt-multi-thread sync ||
+            { say "tokio-bench NOT built: skip the Tokio peer"; status=1; }
+        build_crate tokio_echo tokio-echo rt net io-util ||
+            { say "tokio-echo NOT built: skip the Tokio echo peer"; status=1; }
+    else
+        say "tokio-bench and tokio-echo NOT built: skip the Tokio peers"; status=1
+    fi
+fi
+if [ $want_uring -eq 1 ]; then
+    build_uring || { say "uring-echo NOT built: skip the liburing echo peer"; status=1; }
 fi
 exit $status
