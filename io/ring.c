@@ -12,9 +12,15 @@
 
 static int ring_setup(struct weft__ring *r, unsigned entries)
 {
+    /* TASKRUN_FLAG (5.19) makes the kernel raise IORING_SQ_TASKRUN in the
+     * shared SQ flags while completions wait for a kernel entry, so the
+     * scheduler can tell without a system call (weft__ring_pending). */
     static const unsigned tries[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
         IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
         IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
         IORING_SETUP_COOP_TASKRUN,
         0,
     };
@@ -264,17 +270,38 @@ static void submit(struct weft__ring *r, bool getevents)
     r->unsubmitted = 0;
 }
 
+/* Whether the kernel holds completions back until our next entry
+ * (IORING_SQ_TASKRUN, raised only on rings set up with TASKRUN_FLAG). */
+static bool taskrun_pending(struct weft__ring *r)
+{
+    /* acquire: the kernel sets the flag after queueing the work. */
+    return __atomic_load_n(r->uring.sq.kflags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN;
+}
+
 unsigned weft__ring_poll(struct weft__ring *r)
 {
     run_cancels(r);
     /* Completions need an enter with GETEVENTS while ops are in flight:
      * with DEFER_TASKRUN the kernel posts them only then, and with
      * COOP_TASKRUN their task work runs only on a kernel entry. Nothing in
-     * flight and nothing queued: no system call at all. (The eventfd read
-     * is not counted: it only ends waits, and weft__ring_wait arms it.) */
-    if (r->unsubmitted || r->inflight)
-        submit(r, r->inflight > 0);
+     * flight and nothing queued: no system call at all. With TASKRUN_FLAG
+     * the kernel says when such work is waiting (for any CQE, the eventfd
+     * read's and MSG_RING wake-ups' included), so with nothing to submit
+     * and the flag clear there is nothing to enter for. Without it, the
+     * eventfd read is not counted: it only ends waits, and weft__ring_wait
+     * arms it. */
+    bool flagged = r->setup_flags & IORING_SETUP_TASKRUN_FLAG;
+    bool getevents = flagged ? taskrun_pending(r) : r->inflight > 0;
+    if (r->unsubmitted || getevents)
+        submit(r, getevents || r->inflight > 0);
     return reap(r);
+}
+
+bool weft__ring_pending(struct weft__ring *r)
+{
+    if (io_uring_cq_ready(&r->uring))
+        return true;
+    return (r->setup_flags & IORING_SETUP_TASKRUN_FLAG) && taskrun_pending(r);
 }
 
 void weft__ring_wait(struct weft__ring *r, int64_t deadline)

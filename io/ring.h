@@ -86,6 +86,11 @@ struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r);
  * reaps: for CQE handlers that hold a lock). Owner thread only. */
 struct io_uring_sqe *weft__ring_sqe_try(struct weft__ring *r);
 
+/* Whether completions are waiting to be reaped (posted, or held by the
+ * kernel until our next entry where the ring can tell: TASKRUN_FLAG).
+ * A hint, without a system call. Owner thread only. */
+bool weft__ring_pending(struct weft__ring *r);
+
 /* Make room for @n SQEs that must be queued back to back (an op and its
  * linked timeout): submits first if fewer are free. Owner thread only. */
 void weft__ring_reserve(struct weft__ring *r, unsigned n);

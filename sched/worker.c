@@ -314,6 +314,10 @@ static struct weft__task *search(struct weft__worker *w)
     for (unsigned i = 1;; i++) {
         if (work_hint(w->rt) && (t = steal_round(w, false)))
             return t;
+        /* Completions on our own ring (or held for our next kernel entry)
+         * wake tasks here: go and reap them rather than watch on. */
+        if (weft__ring_pending(&w->ring))
+            return NULL;
         weft__cpu_relax();
         if (i % 32 == 0 && weft_now() >= until)
             break;
@@ -395,6 +399,8 @@ static struct weft__task *find_runnable(struct weft__worker *w)
             return t;
         if (atomic_load_explicit(&rt->stop, memory_order_acquire))
             return NULL;
+        if (weft__ring_pending(&w->ring))
+            continue;          /* the search saw completions: reap first */
         park(w);                                                 /* 7 */
     }
 }
