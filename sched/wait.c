@@ -165,7 +165,7 @@ int weft__waiter_wait_flags(struct weft__waiter *w, int64_t deadline, unsigned f
     struct weft__task *t = w->task;
     if (!t)
         return foreign_wait(w, deadline);
-    if (w->in_task)
+    if (w->in_task)            /* cancellable by construction: @flags is 0 */
         return task_word_wait(w, t, deadline);
 
     /* Publish the wait for cancellation (task->lock orders it against
