@@ -27,7 +27,13 @@ static void *gen_main(void *p)
     int rc = g->fn(g, g->arg);
     g->rc = rc;                          /* ordered before close by ch's lock */
     weft_chan_close(g->ch);
-    weft_future_set(g->done, NULL);      /* last touch of g by the body */
+    /* A completer must hold a reference (weft.h): weft_future_set still
+     * touches the future after an awaiter can see it done, and
+     * weft_gen_close frees it (and g) as soon as it sees that. */
+    weft_future *done = g->done;
+    weft_future_retain(done);
+    weft_future_set(done, NULL);         /* last touch of g by the body */
+    weft_future_release(done);
     return NULL;
 }
 
