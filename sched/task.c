@@ -205,7 +205,7 @@ void weft__task_exit_finish(struct weft__task *t)
     /* A waiting joiner is the one collector: others now see DETACHED
      * (-EINVAL), never FINISHED, so no second join collects it too. */
     t->join = j > WEFT__JOIN_FINISHED ? WEFT__JOIN_DETACHED : WEFT__JOIN_FINISHED;
-    if (j > WEFT__JOIN_FINISHED && !(j & WEFT__JOIN_HOOK))   /* a joiner is waiting */
+    if (j > WEFT__JOIN_FINISHED && !WEFT__JOIN_IS_HOOK(j))   /* a joiner is waiting */
         weft__waiter_wake((struct weft__waiter *)j, 0);
     weft__spin_unlock(&t->lock);
     if (j == WEFT__JOIN_DETACHED) {

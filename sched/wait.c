@@ -18,6 +18,7 @@
 void weft__waiter_init(struct weft__waiter *w)
 {
     w->in_task = false;
+    w->claimed_how = WEFT__CLAIM_WAKE;
     w->result = 0;
     w->task = weft__task_current();
     w->timer.heap = NULL;
@@ -54,8 +55,7 @@ void weft__waiter_signal(struct weft__waiter *w, int result)
         /* A claim that made the task RUNNABLE already (in_task waits) leaves
          * only the queueing; `result` is released to the task by the queue
          * push (or by the wake's CAS). Read before the task can run. */
-        enum weft__claim c = w->in_task && w->claimed_ready ? WEFT__CLAIM_READY
-                                                            : WEFT__CLAIM_WAKE;
+        enum weft__claim c = w->claimed_how;
         if (weft__worker_current()) {
             weft__task_claimed(t, c);
             return;

@@ -37,8 +37,9 @@ struct weft__waiter {
                                     * (unless in_task: then the task's word) */
     bool in_task;                  /* the claim lives in task->state (task.h):
                                     * set up by weft__waiter_init_cancellable */
-    bool claimed_ready;            /* in_task: the claim made the task RUNNABLE
-                                    * (WEFT__CLAIM_READY); the signal queues it */
+    enum weft__claim claimed_how;  /* what the winning claim left the signal to
+                                    * do: wake the task, or (an in_task claim of
+                                    * a suspended task) only queue it */
     int result;                    /* written by the winner before the wake */
     struct weft__task *task;       /* the waiting task; NULL: a foreign thread */
     _Atomic uint32_t signalled;    /* foreign threads sleep on this futex word */
@@ -77,7 +78,7 @@ static inline bool weft__waiter_claim(struct weft__waiter *w)
         enum weft__claim c = weft__task_claim(w->task, WEFT__TC_TAKEN);
         if (c == WEFT__CLAIM_LOST)
             return false;
-        w->claimed_ready = c == WEFT__CLAIM_READY;   /* the winner's alone */
+        w->claimed_how = c;                          /* the winner's alone */
         return true;
     }
     int expect = 0;
