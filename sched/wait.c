@@ -160,7 +160,7 @@ int weft__waiter_wait(struct weft__waiter *w, int64_t deadline)
     return weft__waiter_wait_flags(w, deadline, 0);
 }
 
-int weft__waiter_wait_flags(struct weft__waiter *w, int64_t deadline, unsigned flags)
+int weft__waiter_wait_slow(struct weft__waiter *w, int64_t deadline, unsigned flags)
 {
     struct weft__task *t = w->task;
     if (!t)

@@ -25,6 +25,7 @@
 #ifndef WEFT_SCHED_WAIT_H
 #define WEFT_SCHED_WAIT_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -117,6 +118,24 @@ int weft__waiter_wait(struct weft__waiter *w, int64_t deadline);
                                  * re-lock). Deadlines still apply. */
 
 /* weft__waiter_wait with @flags (WEFT__WAIT_*); 0 is weft__waiter_wait. */
-int weft__waiter_wait_flags(struct weft__waiter *w, int64_t deadline, unsigned flags);
+int weft__waiter_wait_slow(struct weft__waiter *w, int64_t deadline, unsigned flags);
+
+static inline int weft__waiter_wait_flags(struct weft__waiter *w, int64_t deadline,
+                                          unsigned flags)
+{
+    /* The channel's common case, inline: a task's cancellable wait with no
+     * deadline, not cancelled (relaxed: a hint, as in the slow path; a
+     * cancel it misses is caught by the switch away, task.h). */
+    struct weft__task *t = w->task;
+    if (w->in_task && deadline == WEFT_NEVER &&
+        !atomic_load_explicit(&t->cancelled, memory_order_relaxed)) {
+        weft__task_park();
+        /* relaxed: our own word; the wake that resumed us was ordered
+         * after the claim that set these bits. */
+        uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+        return (s & WEFT__TC_MASK) == WEFT__TC_CANCELLED ? -ECANCELED : w->result;
+    }
+    return weft__waiter_wait_slow(w, deadline, flags);
+}
 
 #endif

@@ -63,21 +63,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static __thread struct weft__worker *tls_worker;
+/* Read by weft__worker_current() (worker.h) in assembly, hence a global
+ * symbol; `used` keeps link-time optimisation from renaming it. */
+__attribute__((used, visibility("hidden"))) __thread struct weft__worker *weft__tls_worker;
 
 #define STAT_ADD(w, field, n)                                                  \
     atomic_store_explicit(&(w)->stats.field,                                   \
         atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),   \
         memory_order_relaxed)   /* owner-only writer: no RMW needed */
 
+#if !WEFT__TLS_ASM
 __attribute__((noinline)) struct weft__worker *weft__worker_current(void)
 {
-    struct weft__worker *w = tls_worker;
+    struct weft__worker *w = weft__tls_worker;
     /* Opaque to the optimiser: the value must be re-read after every
      * switch, never reused from before it (the thread may have changed). */
     __asm__ volatile("" : "+r"(w) : : "memory");
     return w;
 }
+#endif
 
 static uint32_t rng_next(struct weft__worker *w)
 {
@@ -623,7 +627,7 @@ void *weft__worker_main(void *arg)
 {
     struct weft__worker *w = arg;
     struct weft__runtime *rt = w->rt;
-    tls_worker = w;
+    weft__tls_worker = w;
     void *altstack = weft__overflow_thread_begin();
     if (rt->pin)
         pin(w);
@@ -647,6 +651,6 @@ void *weft__worker_main(void *arg)
         }
     }
     weft__overflow_thread_end(altstack);
-    tls_worker = NULL;
+    weft__tls_worker = NULL;
     return NULL;
 }

@@ -101,10 +101,29 @@ struct weft__runtime {
     int main_error;
 };
 
-/* The worker this thread is, or NULL on a foreign thread. The call is opaque
- * to the compiler on purpose: a task may resume on another thread after any
- * switch, so the thread-local must be re-read, never cached (task.h). */
+/*
+ * The worker this thread is, or NULL on a foreign thread. Opaque to the
+ * compiler on purpose: a task may resume on another thread after any
+ * switch, so the thread-local must be re-read, never cached (task.h) — and
+ * an optimiser that sees a thread-local's address may compute it once per
+ * function. On x86-64 it is one volatile load through %fs (initial-exec
+ * TLS, which the linker turns into local-exec in an executable); the
+ * "memory" clobber keeps it from moving across a switch. Elsewhere it is a
+ * call the compiler cannot see into.
+ */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define WEFT__TLS_ASM 1
+static inline struct weft__worker *weft__worker_current(void)
+{
+    struct weft__worker *w;
+    __asm__ volatile("movq weft__tls_worker@gottpoff(%%rip), %0\n\t"
+                     "movq %%fs:(%0), %0" : "=r"(w) : : "memory");
+    return w;
+}
+#else
+#define WEFT__TLS_ASM 0
 struct weft__worker *weft__worker_current(void);
+#endif
 
 /* The runtime running in this process, or NULL. */
 struct weft__runtime *weft__runtime_get(void);

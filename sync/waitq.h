@@ -156,7 +156,7 @@ static inline int weft__waitq_block(struct weft__spinlock *lock, struct weft__wa
 {
     weft__spin_unlock(lock);
     int rc = weft__waiter_wait_flags(n->w, deadline, flags);
-    if (weft__wait_aborted(rc)) {
+    if (rc != 0 && weft__wait_aborted(rc)) {
         weft__spin_lock(lock);
         weft__waitq_remove(q, n);
         weft__spin_unlock(lock);
