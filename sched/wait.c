@@ -47,7 +47,7 @@ void weft__waiter_init_cancellable(struct weft__waiter *w)
                           memory_order_release);
 }
 
-void weft__waiter_signal(struct weft__waiter *w, int result)
+void weft__waiter_signal_slow(struct weft__waiter *w, int result)
 {
     struct weft__task *t = w->task;
     w->result = result;

@@ -32,6 +32,7 @@
 
 #include "sched/task.h"
 #include "sched/timer.h"
+#include "sched/worker.h"
 
 struct weft__waiter {
     _Atomic int claimed;           /* 0 until one party wins the right to wake
@@ -88,7 +89,26 @@ static inline bool weft__waiter_claim(struct weft__waiter *w)
 }
 
 /* After a successful claim: store @result and wake the waiter. Any thread. */
-void weft__waiter_signal(struct weft__waiter *w, int result);
+void weft__waiter_signal_slow(struct weft__waiter *w, int result);
+
+static inline void weft__waiter_signal(struct weft__waiter *w, int result)
+{
+    /* The hand-off's common case, inline: an in-task claim that made a
+     * suspended task RUNNABLE, signalled on a worker whose LIFO slot is
+     * free: the task runs next here. Read what we need before the slot's
+     * release store publishes the task (and `result`): it may run and its
+     * waiter vanish at once. */
+    struct weft__task *t = w->task;
+    struct weft__worker *me;
+    if (t && w->claimed_how == WEFT__CLAIM_READY && (me = weft__worker_current())) {
+        w->result = result;
+        if (weft__sched_lifo_put(me, t))
+            return;
+        weft__task_claimed(t, WEFT__CLAIM_READY);
+        return;
+    }
+    weft__waiter_signal_slow(w, result);
+}
 
 /* Claim and signal in one; false if another party had already claimed. */
 static inline bool weft__waiter_wake(struct weft__waiter *w, int result)

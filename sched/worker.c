@@ -146,15 +146,8 @@ void weft__sched_ready(struct weft__runtime *rt, struct weft__task *t, bool lifo
     struct weft__worker *w = weft__worker_current();
     if (w && w->rt == rt) {
         if (lifo) {
-            /* Only the owner puts; thieves only take (exchange with NULL).
-             * So an empty slot can be filled with a plain store-release
-             * (it publishes @t to a thief's acquiring exchange), saving a
-             * locked instruction on every ping-pong wake. A full slot needs
-             * the exchange: a thief may be taking the old occupant. */
-            if (!atomic_load_explicit(&w->lifo, memory_order_relaxed)) {
-                atomic_store_explicit(&w->lifo, t, memory_order_release);
-                return;     /* runs next here: no other worker needed */
-            }
+            if (weft__sched_lifo_put(w, t))
+                return;
             if (rt->nworkers > 1) {
                 t = atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
                 if (!t)

@@ -142,6 +142,22 @@ void weft__runtime_leave(void);
  * thread) the injection queue; wakes a parked worker when useful. */
 void weft__sched_ready(struct weft__runtime *rt, struct weft__task *t, bool lifo);
 
+/* Put @t in worker @w's empty LIFO slot, to run next there; false (nothing
+ * done) if the slot is taken. @w must be the calling thread's worker.
+ * Only the owner puts; thieves only take (exchange with NULL). So an empty
+ * slot can be filled with a plain store-release (it publishes @t, and what
+ * its waker wrote for it, to a thief's acquiring exchange), saving a locked
+ * instruction on every ping-pong wake; a full slot needs the exchange of
+ * weft__sched_ready, as a thief may be taking the old occupant. No other
+ * worker needs waking: this one runs @t next. */
+static inline bool weft__sched_lifo_put(struct weft__worker *w, struct weft__task *t)
+{
+    if (atomic_load_explicit(&w->lifo, memory_order_relaxed))
+        return false;
+    atomic_store_explicit(&w->lifo, t, memory_order_release);
+    return true;
+}
+
 /* Switch from the running task to the next runnable one (or the worker's
  * loop), recording @action for the next context to finish. Task only. */
 void weft__sched_switch(struct weft__worker *w, enum weft__switch_action action);
