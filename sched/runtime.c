@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "sched/overflow.h"
+#include "sched/fence.h"
 #include "sched/worker.h"
 #include "sched/wait.h"
 #include "alloc/mem.h"
@@ -209,6 +210,7 @@ int weft_run(const weft_config *cfg, weft_task_fn main_fn, void *arg, void **res
     if (weft__worker_current() || pthread_mutex_trylock(&g_run_lock) != 0)
         return -EBUSY;
 
+    weft__fence_init();      /* before any worker or foreign caller reads it */
     int rc = -ENOMEM;
     struct weft__runtime *rt = weft__mem_alloc(sizeof(*rt));
     if (!rt)

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "sched/task.h"
+#include "sched/fence.h"
 #include "sched/sanitizer.h"
 #include "sched/wait.h"
 #include "sched/worker.h"
@@ -116,7 +117,19 @@ void weft__tcb_free_all(struct weft__runtime *rt)
 
 /* ---- cancelling everything at shutdown --------------------------------- */
 
-static void cancel_locked(struct weft__task *t)
+/*
+ * Set @t's cancel flag and end its current wait, if it can be ended now.
+ * Under t->lock. Returns true when the caller must still run the heavy
+ * fence and then cancel_recheck(@t): where the fence exists (fence.h), a
+ * task switching away from a wait held under its primitive's lock marks
+ * itself SUSPENDED with a plain store and reads the flag without a
+ * barrier, so a cancellation claims only waits already SUSPENDED, and a
+ * task it found running, queued or switching must be made to see the
+ * flag by the fence (or be found SUSPENDED after it). Without the fence
+ * every switch away is a seq_cst CAS, and a claim of a running task's
+ * open wait is safe (task.h).
+ */
+static bool cancel_locked(struct weft__task *t)
 {
     /* seq_cst: before the claim CAS below in the total order (task.h):
      * if that CAS finds no open wait, the waiting task's switch-away sees
@@ -124,41 +137,79 @@ static void cancel_locked(struct weft__task *t)
      * t->lock instead. */
     atomic_store_explicit(&t->cancelled, true, memory_order_seq_cst);
     struct weft__waiter *w = t->waiter;
-    if (w && w->on_cancel)
+    if (w && w->on_cancel) {
         w->on_cancel(w);     /* the wait ends itself, later (wait.h) */
-    else if (w)
-        weft__waiter_wake(w, -ECANCELED);
-    else {
-        enum weft__claim c = weft__task_claim(t, WEFT__TC_CANCELLED);
-        if (c)              /* a cancellable wait: it returns -ECANCELED */
-            weft__task_claimed(t, c);
+        return false;
     }
+    if (w) {
+        weft__waiter_wake(w, -ECANCELED);
+        return false;
+    }
+    enum weft__claim c = weft__fence_asym ? weft__task_claim_parked(t, WEFT__TC_CANCELLED)
+                                          : weft__task_claim(t, WEFT__TC_CANCELLED);
+    if (c) {                 /* a cancellable wait: it returns -ECANCELED */
+        weft__task_claimed(t, c);
+        return false;
+    }
+    /* The calling task sees its own flag (program order); a finished one
+     * waits no more. */
+    return weft__fence_asym && t != weft__task_current() && t->join != WEFT__JOIN_FINISHED;
 }
+
+/* After the heavy fence that followed cancel_locked(@t): claim the wait
+ * @t may have parked in meanwhile. Under t->lock. */
+static void cancel_recheck(struct weft__task *t)
+{
+    enum weft__claim c = weft__task_claim_parked(t, WEFT__TC_CANCELLED);
+    if (c)
+        weft__task_claimed(t, c);
+}
+
+struct cancel_walk {
+    bool recheck;            /* out (pass 1): some task needs cancel_recheck */
+    bool second;             /* pass 2: recheck the flagged tasks */
+};
 
 static void cancel_if_live(void *obj, void *arg)
 {
     struct weft__task *t = obj;
-    (void)arg;
+    struct cancel_walk *cw = arg;
     /* acquire: pairs with spawn's release store of the id, so a live
      * task's fields are initialised when we look at them. */
     uint64_t id = atomic_load_explicit(&t->id, memory_order_acquire);
     if (!id || id == WEFT__ROOT_ID)
         return;
     weft__spin_lock(&t->lock);
-    if (atomic_load_explicit(&t->id, memory_order_relaxed) && t->join != WEFT__JOIN_FINISHED)
-        cancel_locked(t);
+    if (atomic_load_explicit(&t->id, memory_order_relaxed) && t->join != WEFT__JOIN_FINISHED) {
+        if (!cw->second)
+            cw->recheck |= cancel_locked(t);
+        else if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
+            cancel_recheck(t);
+    }
     weft__spin_unlock(&t->lock);
 }
 
-void weft__runtime_cancel_all(struct weft__runtime *rt)
+static void cancel_walk(struct weft__runtime *rt, struct cancel_walk *cw)
 {
     /* Every TCB lives in a pool (type-stable), so the pools are the
      * registry of live tasks: no list to maintain on the spawn path. */
     for (unsigned i = 0; i < rt->nworkers; i++)
-        weft__objpool_walk(&rt->workers[i].tcbs, cancel_if_live, NULL);
+        weft__objpool_walk(&rt->workers[i].tcbs, cancel_if_live, cw);
     weft__spin_lock(&rt->foreign_lock);
-    weft__objpool_walk(&rt->foreign_tcbs, cancel_if_live, NULL);
+    weft__objpool_walk(&rt->foreign_tcbs, cancel_if_live, cw);
     weft__spin_unlock(&rt->foreign_lock);
+}
+
+void weft__runtime_cancel_all(struct weft__runtime *rt)
+{
+    /* Flag them all, then one heavy fence for the lot (not one per task). */
+    struct cancel_walk cw = { .recheck = false, .second = false };
+    cancel_walk(rt, &cw);
+    if (cw.recheck) {
+        weft__fence_heavy();
+        cw.second = true;
+        cancel_walk(rt, &cw);
+    }
 }
 
 /* ---- life and death ----------------------------------------------------- */
@@ -392,13 +443,32 @@ static int task_join_hook(weft_task h, struct weft__join_hook *hook, void **resu
     return 1;
 }
 
-static int task_cancel(weft_task h)
+int weft__task_cancel_begin(weft_task h)
 {
     struct weft__task *t = lock_handle(h);
     if (!t)
         return -ESRCH;
-    cancel_locked(t);
+    bool recheck = cancel_locked(t);
     weft__spin_unlock(&t->lock);
+    return recheck;
+}
+
+void weft__task_cancel_recheck(weft_task h)
+{
+    struct weft__task *t = lock_handle(h);
+    if (!t)
+        return;              /* finished, or recycled: nothing to end */
+    cancel_recheck(t);
+    weft__spin_unlock(&t->lock);
+}
+
+static int task_cancel(weft_task h)
+{
+    int rc = weft__task_cancel_begin(h);
+    if (rc <= 0)
+        return rc;
+    weft__fence_heavy();
+    weft__task_cancel_recheck(h);
     return 0;
 }
 

@@ -141,6 +141,14 @@ struct weft__task *weft__task_current(void);
  * Task only (not the scheduler context). */
 void weft__task_park(void);
 
+/* weft__task_park for a cancellable wait (TC_OPEN, wait.h) whose wakers
+ * all claim it under @lock, which the caller holds: the lock is released
+ * only once the switch away has completed (Go's park with an unlock
+ * function), so no waker sees the task RUNNING in this wait, and the
+ * switch marks it SUSPENDED without a locked instruction where the heavy
+ * fence exists (fence.h, worker.c finish_park). Task only. */
+void weft__task_park_unlock(struct weft__spinlock *lock);
+
 /* Make @t, which has parked or is about to, runnable again. Exactly one
  * wake per park. Any thread. */
 void weft__task_wake(struct weft__task *t);
@@ -175,6 +183,29 @@ static inline enum weft__claim weft__task_claim(struct weft__task *t, uint32_t t
     }
     return WEFT__CLAIM_LOST;
 }
+
+/* weft__task_claim, but only of a wait whose task has SUSPENDED (so the
+ * result is WEFT__CLAIM_READY or WEFT__CLAIM_LOST): what a cancellation
+ * does where switches away from held waits are plain stores (task.c
+ * cancel_locked, sched/fence.h). Any thread. */
+static inline enum weft__claim weft__task_claim_parked(struct weft__task *t, uint32_t to)
+{
+    uint32_t s = atomic_load_explicit(&t->state, memory_order_seq_cst);
+    while (s == (WEFT__TS_SUSPENDED | WEFT__TC_OPEN)) {
+        if (atomic_compare_exchange_weak_explicit(&t->state, &s, WEFT__TS_RUNNABLE | to,
+                                                  memory_order_seq_cst, memory_order_relaxed))
+            return WEFT__CLAIM_READY;
+    }
+    return WEFT__CLAIM_LOST;
+}
+
+/* Cancel @h in two steps, so that a caller cancelling many tasks pays for
+ * one heavy fence (sched/fence.h) in all: _begin flags the task and ends
+ * the wait it has parked in; it returns -ESRCH (no such task), 0 (done) or
+ * 1: call weft__fence_heavy(), then _recheck(@h). weft_task_cancel is
+ * the three. Any thread. */
+int  weft__task_cancel_begin(weft_task h);
+void weft__task_cancel_recheck(weft_task h);
 
 /* Finish a successful weft__task_claim: queue the task or wake it. Any
  * thread (a foreign thread must hold the runtime, as for weft__task_wake). */

@@ -135,7 +135,8 @@ static bool arm_deadline(struct weft__waiter *w, int64_t deadline)
 /* A cancellable wait whose claim is in the task's state word (task.h):
  * nothing to publish; a cancellation claims the word itself, or the
  * switch away sees the flag. */
-static int task_word_wait(struct weft__waiter *w, struct weft__task *t, int64_t deadline)
+static int task_word_wait(struct weft__waiter *w, struct weft__task *t, int64_t deadline,
+                          struct weft__spinlock *lock)
 {
     bool armed = false;
     /* relaxed: a hint; a cancel it misses is caught by the protocol. */
@@ -146,7 +147,10 @@ static int task_word_wait(struct weft__waiter *w, struct weft__task *t, int64_t 
     } else if (deadline != WEFT_NEVER) {
         armed = arm_deadline(w, deadline);
     }
-    weft__task_park();
+    if (lock)
+        weft__task_park_unlock(lock);
+    else
+        weft__task_park();
     if (armed)
         weft__timer_disarm(&w->timer);
     /* relaxed: our own word; the wake that resumed us was ordered after
@@ -160,13 +164,16 @@ int weft__waiter_wait(struct weft__waiter *w, int64_t deadline)
     return weft__waiter_wait_flags(w, deadline, 0);
 }
 
-int weft__waiter_wait_slow(struct weft__waiter *w, int64_t deadline, unsigned flags)
+int weft__waiter_wait_slow(struct weft__waiter *w, int64_t deadline, unsigned flags,
+                           struct weft__spinlock *lock)
 {
     struct weft__task *t = w->task;
+    if (w->in_task)            /* cancellable by construction: @flags is 0 */
+        return task_word_wait(w, t, deadline, lock);
+    if (lock)
+        weft__spin_unlock(lock);
     if (!t)
         return foreign_wait(w, deadline);
-    if (w->in_task)            /* cancellable by construction: @flags is 0 */
-        return task_word_wait(w, t, deadline);
 
     /* Publish the wait for cancellation (task->lock orders it against
      * weft_task_cancel, which sets the flag and claims under the lock).

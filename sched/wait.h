@@ -137,11 +137,19 @@ int weft__waiter_wait(struct weft__waiter *w, int64_t deadline);
                                  * acknowledge, a condition variable's
                                  * re-lock). Deadlines still apply. */
 
-/* weft__waiter_wait with @flags (WEFT__WAIT_*); 0 is weft__waiter_wait. */
-int weft__waiter_wait_slow(struct weft__waiter *w, int64_t deadline, unsigned flags);
+int weft__waiter_wait_slow(struct weft__waiter *w, int64_t deadline, unsigned flags,
+                           struct weft__spinlock *lock);
 
-static inline int weft__waiter_wait_flags(struct weft__waiter *w, int64_t deadline,
-                                          unsigned flags)
+/*
+ * weft__waiter_wait with @flags (WEFT__WAIT_*), called with @lock held
+ * (NULL: none): the lock under which every waker of @w claims it. Returns
+ * with it released. A task's cancellable wait keeps it until the switch
+ * away has completed (weft__task_park_unlock: no waker then sees the task
+ * RUNNING, and the switch needs no locked instruction); any other wait
+ * releases it before waiting.
+ */
+static inline int weft__waiter_wait_unlock(struct weft__waiter *w, int64_t deadline,
+                                           unsigned flags, struct weft__spinlock *lock)
 {
     /* The channel's common case, inline: a task's cancellable wait with no
      * deadline, not cancelled (relaxed: a hint, as in the slow path; a
@@ -149,13 +157,23 @@ static inline int weft__waiter_wait_flags(struct weft__waiter *w, int64_t deadli
     struct weft__task *t = w->task;
     if (w->in_task && deadline == WEFT_NEVER &&
         !atomic_load_explicit(&t->cancelled, memory_order_relaxed)) {
-        weft__task_park();
+        if (lock)
+            weft__task_park_unlock(lock);
+        else
+            weft__task_park();
         /* relaxed: our own word; the wake that resumed us was ordered
          * after the claim that set these bits. */
         uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
         return (s & WEFT__TC_MASK) == WEFT__TC_CANCELLED ? -ECANCELED : w->result;
     }
-    return weft__waiter_wait_slow(w, deadline, flags);
+    return weft__waiter_wait_slow(w, deadline, flags, lock);
+}
+
+/* weft__waiter_wait with @flags (WEFT__WAIT_*); 0 is weft__waiter_wait. */
+static inline int weft__waiter_wait_flags(struct weft__waiter *w, int64_t deadline,
+                                          unsigned flags)
+{
+    return weft__waiter_wait_unlock(w, deadline, flags, NULL);
 }
 
 #endif

@@ -54,6 +54,7 @@
  */
 #define _GNU_SOURCE
 #include "sched/worker.h"
+#include "sched/fence.h"
 #include "sched/overflow.h"
 #include "sched/sanitizer.h"
 #include "sched/wait.h"
@@ -65,7 +66,8 @@
 
 /* Read by weft__worker_current() (worker.h) in assembly, hence a global
  * symbol; `used` keeps link-time optimisation from renaming it. */
-__attribute__((used, visibility("hidden"))) __thread struct weft__worker *weft__tls_worker;
+__attribute__((used, visibility("hidden"), tls_model("initial-exec")))
+__thread struct weft__worker *weft__tls_worker;
 
 #define STAT_ADD(w, field, n)                                                  \
     atomic_store_explicit(&(w)->stats.field,                                   \
@@ -459,10 +461,22 @@ switch_away(struct weft__worker *w, enum weft__switch_action action)
 {
     struct weft__task *prev = w->current, *next = NULL;
     if (--w->fair_left != 0) {   /* at 0 the loop takes the global queue's turn */
-        while ((next = pick_local(w)) && next != prev && !prepare(w, next))
-            ;
+        while ((next = pick_local(w)) && next != prev) {
+            if (next->stack.base)
+                break;
+            /* A first run may end the new task at once (no stack), and its
+             * join may run code that takes any lock: not with one held. */
+            if (action == WEFT__SW_PARK_UNLOCK) {
+                weft__spin_unlock(w->switch_unlock);
+                action = WEFT__SW_PARK;
+            }
+            if (prepare_first_run(w, next))
+                break;
+        }
     }
     if (next == prev) {
+        if (action == WEFT__SW_PARK_UNLOCK)     /* not reached: a parking */
+            weft__spin_unlock(w->switch_unlock); /* task is in no queue */
         return;                  /* a yield with nothing else to run */
     }
     /* A yield leaves nothing for the next context to finish (the task is
@@ -513,6 +527,24 @@ void weft__task_park(void)
     switch_away(w, WEFT__SW_PARK);
 }
 
+void weft__task_park_unlock(struct weft__spinlock *lock)
+{
+    struct weft__worker *w = weft__worker_current();
+    struct weft__task *t = w->current;
+    /* As in weft__task_park; a wake can only be our own here (the deadline
+     * had passed, or we were cancelled, before the wait began). */
+    uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+    if ((s & WEFT__TS_MASK) == WEFT__TS_NOTIFIED &&
+        atomic_compare_exchange_strong_explicit(&t->state, &s,
+                                                (s & WEFT__TC_MASK) | WEFT__TS_RUNNING,
+                                                memory_order_acquire, memory_order_relaxed)) {
+        weft__spin_unlock(lock);
+        return;
+    }
+    w->switch_unlock = lock;
+    switch_away(w, WEFT__SW_PARK_UNLOCK);
+}
+
 int weft_yield(void)
 {
     struct weft__worker *w = weft__worker_current();
@@ -536,6 +568,61 @@ int weft_yield(void)
     return 0;
 }
 
+/* Finish the park of @prev, whose context is now saved: mark it SUSPENDED,
+ * or queue it again if it was woken meanwhile. @held: the wait's lock is
+ * still held (WEFT__SW_PARK_UNLOCK), so no waker can have claimed it. */
+static inline void finish_park(struct weft__worker *w, struct weft__task *prev, bool held)
+{
+    /* acquire, here and on a failed CAS: a NOTIFIED read pairs with the
+     * waker's release, so its writes (the wait's result) are visible when
+     * the task runs again. */
+    uint32_t s = atomic_load_explicit(&prev->state, memory_order_acquire);
+    enum weft__claim c;
+    if (held && weft__fence_asym && s == (WEFT__TS_RUNNING | WEFT__TC_OPEN)) {
+        /* Nobody else writes the word now: every waker claims under the
+         * lock we hold, and a canceller claims only SUSPENDED words
+         * (task.c). So a plain store-release publishes the saved context,
+         * with no locked instruction. The cancel flag is then read against
+         * the canceller's heavy fence (fence.h): either its re-read of the
+         * word sees SUSPENDED and it claims, or we see its flag here. */
+        atomic_store_explicit(&prev->state, WEFT__TS_SUSPENDED | WEFT__TC_OPEN,
+                              memory_order_release);
+        weft__fence_light();
+        if (atomic_load_explicit(&prev->cancelled, memory_order_relaxed) &&
+            (c = weft__task_claim(prev, WEFT__TC_CANCELLED)))
+            weft__task_claimed(prev, c);
+        return;
+    }
+    for (;;) {
+        if ((s & WEFT__TS_MASK) == WEFT__TS_NOTIFIED) {
+            /* A wake came first: run the task again. relaxed store:
+             * nobody else writes the word until it parks again. */
+            atomic_store_explicit(&prev->state, (s & WEFT__TC_MASK) | WEFT__TS_RUNNABLE,
+                                  memory_order_relaxed);
+            push_local(w, prev);
+            if (w->rt->nworkers > 1)
+                notify(w->rt, w);
+            return;
+        }
+        /* seq_cst (so release): the saved context happens-before any
+         * waker that sees SUSPENDED (its acquire CAS in weft__task_wake);
+         * and this CAS is in the total order the cancellation protocol
+         * relies on (task.h). It fails when a claim or a wake changed the
+         * word meanwhile: look again. */
+        if (atomic_compare_exchange_weak_explicit(&prev->state, &s,
+                (s & WEFT__TC_MASK) | WEFT__TS_SUSPENDED,
+                memory_order_seq_cst, memory_order_acquire)) {
+            /* A cancellable wait, still open: a cancel that came before
+             * the wait opened set the flag first. */
+            if ((s & WEFT__TC_MASK) == WEFT__TC_OPEN &&
+                atomic_load_explicit(&prev->cancelled, memory_order_seq_cst) &&
+                (c = weft__task_claim(prev, WEFT__TC_CANCELLED)))
+                weft__task_claimed(prev, c);
+            return;
+        }
+    }
+}
+
 void weft__sched_after_switch(struct weft__worker *w)
 {
     struct weft__task *prev = w->switch_from;
@@ -545,42 +632,15 @@ void weft__sched_after_switch(struct weft__worker *w)
     switch (w->switch_action) {
     case WEFT__SW_NONE:
         break;
-    case WEFT__SW_PARK: {
-        /* acquire, here and on a failed CAS: a NOTIFIED read pairs with the
-         * waker's release, so its writes (the wait's result) are visible
-         * when the task runs again. */
-        uint32_t s = atomic_load_explicit(&prev->state, memory_order_acquire);
-        for (;;) {
-            if ((s & WEFT__TS_MASK) == WEFT__TS_NOTIFIED) {
-                /* A wake came first: run the task again. relaxed store:
-                 * nobody else writes the word until it parks again. */
-                atomic_store_explicit(&prev->state, (s & WEFT__TC_MASK) | WEFT__TS_RUNNABLE,
-                                      memory_order_relaxed);
-                push_local(w, prev);
-                if (w->rt->nworkers > 1)
-                    notify(w->rt, w);
-                break;
-            }
-            /* seq_cst (so release): the saved context happens-before any
-             * waker that sees SUSPENDED (its acquire CAS in
-             * weft__task_wake); and this CAS is in the total order the
-             * cancellation protocol relies on (task.h). It fails when a
-             * claim or a wake changed the word meanwhile: look again. */
-            if (atomic_compare_exchange_weak_explicit(&prev->state, &s,
-                    (s & WEFT__TC_MASK) | WEFT__TS_SUSPENDED,
-                    memory_order_seq_cst, memory_order_acquire)) {
-                /* A cancellable wait, still open: a cancel whose claim
-                 * came too early to see it open set the flag first. */
-                enum weft__claim c;
-                if ((s & WEFT__TC_MASK) == WEFT__TC_OPEN &&
-                    atomic_load_explicit(&prev->cancelled, memory_order_seq_cst) &&
-                    (c = weft__task_claim(prev, WEFT__TC_CANCELLED)))
-                    weft__task_claimed(prev, c);
-                break;
-            }
-        }
+    case WEFT__SW_PARK:
+        finish_park(w, prev, false);
         break;
-    }
+    case WEFT__SW_PARK_UNLOCK:
+        finish_park(w, prev, true);
+        /* release: wakers that take the lock now see SUSPENDED (or the
+         * task queued again). */
+        weft__spin_unlock(w->switch_unlock);
+        break;
     case WEFT__SW_EXIT:
         weft__stack_put(&w->stacks, &prev->stack);
         weft__task_exit_finish(prev);

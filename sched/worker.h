@@ -42,6 +42,8 @@ struct weft__worker_stats {
 enum weft__switch_action {
     WEFT__SW_NONE = 0,   /* yield: already queued by the yielder */
     WEFT__SW_PARK,       /* mark SUSPENDED, or re-queue if NOTIFIED meanwhile */
+    WEFT__SW_PARK_UNLOCK,/* the same, then release switch_unlock (a wait
+                          * whose wakers all claim under that lock) */
     WEFT__SW_EXIT,       /* release the stack, complete the join */
 };
 
@@ -50,6 +52,7 @@ struct weft__worker {
     struct weft__task *current;          /* running task, NULL in the loop */
     struct weft__task *switch_from;      /* see enum weft__switch_action */
     enum weft__switch_action switch_action;
+    struct weft__spinlock *switch_unlock;/* for WEFT__SW_PARK_UNLOCK */
     uint32_t fair_left;                  /* switches until the global queue's turn */
     uint32_t lifo_streak;
     struct weft__task *yield_head, *yield_tail;  /* owner-only FIFO */
@@ -107,11 +110,15 @@ struct weft__runtime {
  * switch, so the thread-local must be re-read, never cached (task.h) — and
  * an optimiser that sees a thread-local's address may compute it once per
  * function. On x86-64 it is one volatile load through %fs (initial-exec
- * TLS, which the linker turns into local-exec in an executable); the
+ * TLS, which the linker turns into local-exec in an executable; a shared
+ * library holding weft needs static TLS space, as any initial-exec user); the
  * "memory" clobber keeps it from moving across a switch. Elsewhere it is a
  * call the compiler cannot see into.
  */
-#if defined(__x86_64__) && defined(__GNUC__)
+extern __thread struct weft__worker *weft__tls_worker
+    __attribute__((tls_model("initial-exec")));
+
+#if defined(__x86_64__) && defined(__LP64__) && defined(__GNUC__)
 #define WEFT__TLS_ASM 1
 static inline struct weft__worker *weft__worker_current(void)
 {

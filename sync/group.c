@@ -19,6 +19,7 @@
  */
 #include "weft.h"
 #include "alloc/mem.h"
+#include "sched/fence.h"
 #include "sync/waitq.h"
 
 #include <errno.h>
@@ -56,13 +57,21 @@ void weft_group_free(weft_group *g)
     weft__mem_free(g, sizeof(*g));
 }
 
-/* Under g->lock. */
+/* Under g->lock. Takes the children's task locks (g->lock first), with one
+ * heavy fence for all of them (sched/task.h). */
 static void cancel_locked(weft_group *g)
 {
     g->cancelling = true;
+    bool recheck = false;
     for (struct group_child *c = g->children; c; c = c->next)
         if (c->task.ptr)
-            weft_task_cancel(c->task);   /* takes the task's lock: g->lock first */
+            recheck |= weft__task_cancel_begin(c->task) > 0;
+    if (!recheck)
+        return;
+    weft__fence_heavy();
+    for (struct group_child *c = g->children; c; c = c->next)
+        if (c->task.ptr)
+            weft__task_cancel_recheck(c->task);
 }
 
 int weft_group_cancel(weft_group *g)

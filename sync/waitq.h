@@ -148,14 +148,15 @@ static inline void weft__waitq_claim_all(struct weft__waitq *q, struct weft__wak
 /*
  * The common blocking step: @n (already pushed under @lock) waits; on an
  * aborted wait it is unlinked under @lock. Returns the wait's result.
- * Called with @lock held; returns with it released.
+ * Called with @lock held; returns with it released — for a task's
+ * cancellable wait only once its switch away has completed (rule 1 makes
+ * that safe: wakers claim only under @lock; sched/wait.h).
  */
 static inline int weft__waitq_block(struct weft__spinlock *lock, struct weft__waitq *q,
                                     struct weft__wnode *n, int64_t deadline,
                                     unsigned flags)
 {
-    weft__spin_unlock(lock);
-    int rc = weft__waiter_wait_flags(n->w, deadline, flags);
+    int rc = weft__waiter_wait_unlock(n->w, deadline, flags, lock);
     if (rc != 0 && weft__wait_aborted(rc)) {
         weft__spin_lock(lock);
         weft__waitq_remove(q, n);
