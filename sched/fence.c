@@ -31,10 +31,8 @@ void weft__fence_init(void)
 
 void weft__fence_heavy(void)
 {
-    if (!weft__fence_asym) {
-        atomic_thread_fence(memory_order_seq_cst);
-        return;
-    }
+    if (!weft__fence_asym)
+        return;     /* no light side is plain then: nothing to pair with */
     /* Registered above, so the man page leaves it no way to fail; if it
      * did, the light sides would be unprotected: stop loudly. */
     while (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0) {

@@ -35,7 +35,7 @@
  * before any worker starts, read-only afterwards. Where it is not
  * (kernels before 4.14, a seccomp filter that forbids membarrier, or
  * WEFT_NO_MEMBARRIER=1 in the environment, for testing), the light sides
- * use locked instructions instead and the heavy side is a plain fence. */
+ * use locked instructions instead and the heavy side does nothing. */
 extern bool weft__fence_asym;
 
 /* Register the process for expedited membarriers and set weft__fence_asym.

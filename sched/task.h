@@ -54,6 +54,14 @@ struct weft__waiter;
  * to publish and unpublish each wait (two locked instructions per wait).
  * The claim bits live in the TCB, which is type-stable, so a canceller
  * never touches a waiter on a stack that may be gone.
+ * Held waits (weft__task_park_unlock) go one step further where the heavy
+ * fence exists (fence.h): their wakers claim only under the wait's lock,
+ * which is released after the switch, so the switch marks the task
+ * SUSPENDED with a plain store. Then nobody may write the word of a task
+ * RUNNING with an open wait but the task itself, and so cancellations
+ * (and the switch's own late cancel check) claim only SUSPENDED waits
+ * (weft__task_claim_parked); a canceller that finds the task elsewhere
+ * runs the heavy fence and looks again (task.c cancel_locked).
  */
 enum weft__task_state {
     WEFT__TS_RUNNABLE  = 0,  /* queued somewhere, or not started */

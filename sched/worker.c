@@ -589,7 +589,7 @@ static inline void finish_park(struct weft__worker *w, struct weft__task *prev, 
                               memory_order_release);
         weft__fence_light();
         if (atomic_load_explicit(&prev->cancelled, memory_order_relaxed) &&
-            (c = weft__task_claim(prev, WEFT__TC_CANCELLED)))
+            (c = weft__task_claim_parked(prev, WEFT__TC_CANCELLED)))
             weft__task_claimed(prev, c);
         return;
     }
@@ -613,10 +613,13 @@ static inline void finish_park(struct weft__worker *w, struct weft__task *prev, 
                 (s & WEFT__TC_MASK) | WEFT__TS_SUSPENDED,
                 memory_order_seq_cst, memory_order_acquire)) {
             /* A cancellable wait, still open: a cancel that came before
-             * the wait opened set the flag first. */
+             * the wait opened set the flag first. Claim only the parked
+             * wait: if we are slow, the task may have been woken, run on
+             * and opened another wait, whose word a plain store may be
+             * about to write (a held wait); that wait sees the flag itself. */
             if ((s & WEFT__TC_MASK) == WEFT__TC_OPEN &&
                 atomic_load_explicit(&prev->cancelled, memory_order_seq_cst) &&
-                (c = weft__task_claim(prev, WEFT__TC_CANCELLED)))
+                (c = weft__task_claim_parked(prev, WEFT__TC_CANCELLED)))
                 weft__task_claimed(prev, c);
             return;
         }

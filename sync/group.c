@@ -20,6 +20,7 @@
 #include "weft.h"
 #include "alloc/mem.h"
 #include "sched/fence.h"
+#include "sched/worker.h"
 #include "sync/waitq.h"
 
 #include <errno.h>
@@ -62,16 +63,25 @@ void weft_group_free(weft_group *g)
 static void cancel_locked(weft_group *g)
 {
     g->cancelling = true;
+    /* A foreign caller holds the runtime while it touches the children's
+     * TCBs, as weft_task_cancel does. */
+    bool foreign = !weft__worker_current();
+    if (foreign && !weft__runtime_hold()) {
+        weft__runtime_leave();
+        return;
+    }
     bool recheck = false;
     for (struct group_child *c = g->children; c; c = c->next)
         if (c->task.ptr)
             recheck |= weft__task_cancel_begin(c->task) > 0;
-    if (!recheck)
-        return;
-    weft__fence_heavy();
-    for (struct group_child *c = g->children; c; c = c->next)
-        if (c->task.ptr)
-            weft__task_cancel_recheck(c->task);
+    if (recheck) {
+        weft__fence_heavy();
+        for (struct group_child *c = g->children; c; c = c->next)
+            if (c->task.ptr)
+                weft__task_cancel_recheck(c->task);
+    }
+    if (foreign)
+        weft__runtime_leave();
 }
 
 int weft_group_cancel(weft_group *g)
