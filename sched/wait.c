@@ -34,11 +34,19 @@ void weft__waiter_init(struct weft__waiter *w)
 
 void weft__waiter_init_cancellable(struct weft__waiter *w)
 {
-    weft__waiter_init(w);
-    struct weft__task *t = w->task;
-    if (!t)
+    struct weft__task *t = weft__task_current();
+    if (!t) {
+        weft__waiter_init(w);
         return;
+    }
+    /* Only what an in-task wait reads: its claim is the task's word, a
+     * foreign thread's fields (claimed, signalled), the wait list links,
+     * data and on_cancel belong to the other kinds of wait, and the
+     * timer is set up by arm_deadline when there is a deadline. */
     w->in_task = true;
+    w->claimed_how = WEFT__CLAIM_WAKE;
+    w->result = 0;
+    w->task = t;
     /* Open the claim. release: a claimer's CAS that reads TC_OPEN sees the
      * waiter's fields. A plain store is enough: while the task runs and no
      * wait of it is open, nobody else writes its state word (task.h). */

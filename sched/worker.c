@@ -202,7 +202,7 @@ static struct weft__task *take_own_lifo(struct weft__worker *w)
 }
 
 /* Steps 2-4 of the order above: owner only, never blocks. */
-static struct weft__task *pick_local(struct weft__worker *w)
+static inline __attribute__((always_inline)) struct weft__task *pick_local(struct weft__worker *w)
 {
     struct weft__task *t;
     if (w->lifo_streak < WEFT__LIFO_MAX && (t = take_own_lifo(w))) {
@@ -452,6 +452,47 @@ static void jump(struct weft__worker *w, struct weft__ctx *from, void **fake_sav
     weft__ctx_switch(from, &next->ctx);
 }
 
+/* The end of a held park (WEFT__SW_PARK_UNLOCK) where the heavy fence
+ * exists, if the word @s read from @prev allows it: mark @prev SUSPENDED
+ * without a locked instruction. Nobody else writes the word now: every
+ * waker claims under the lock still held, and a canceller claims only
+ * SUSPENDED words (task.c). So a plain store-release publishes the saved
+ * context. The cancel flag is then read against the canceller's heavy
+ * fence (fence.h): either its second look at the word sees SUSPENDED and
+ * it claims, or we see its flag here. False (nothing done): take the
+ * general path (the task woke itself before it left, or no fence). */
+static inline bool park_held(struct weft__task *prev, uint32_t s)
+{
+    if (!weft__fence_asym || s != (WEFT__TS_RUNNING | WEFT__TC_OPEN))
+        return false;
+    atomic_store_explicit(&prev->state, WEFT__TS_SUSPENDED | WEFT__TC_OPEN,
+                          memory_order_release);
+    weft__fence_light();
+    enum weft__claim c;
+    if (atomic_load_explicit(&prev->cancelled, memory_order_relaxed) &&
+        (c = weft__task_claim_parked(prev, WEFT__TC_CANCELLED)))
+        weft__task_claimed(prev, c);
+    return true;
+}
+
+/* weft__sched_after_switch with its most frequent case inline: the end of
+ * a held park (a channel hand-off). */
+static inline __attribute__((always_inline)) void after_switch(struct weft__worker *w)
+{
+    struct weft__task *prev = w->switch_from;
+    if (!prev)
+        return;
+    /* relaxed: park_held proceeds only on RUNNING, which no other thread
+     * wrote; the general path reads the word again with acquire. */
+    if (w->switch_action == WEFT__SW_PARK_UNLOCK &&
+        park_held(prev, atomic_load_explicit(&prev->state, memory_order_relaxed))) {
+        w->switch_from = NULL;
+        weft__spin_unlock(w->switch_unlock);
+        return;
+    }
+    weft__sched_after_switch(w);
+}
+
 /* The body of every switch away from the running task. Inlined into its
  * three callers (yield, park, and the rest) so that a yield or a park costs
  * one call frame, not two: on the ping-pong and yield paths the frame's
@@ -500,8 +541,7 @@ switch_away(struct weft__worker *w, enum weft__switch_action action)
     /* Resumed — possibly on another thread: re-read the worker. */
     w = weft__worker_current();
     WEFT__ASAN_FINISH(prev->asan_fake_stack);
-    if (w->switch_from)                /* not after a yield (see above) */
-        weft__sched_after_switch(w);
+    after_switch(w);
 }
 
 void weft__sched_switch(struct weft__worker *w, enum weft__switch_action action)
@@ -578,21 +618,8 @@ static inline void finish_park(struct weft__worker *w, struct weft__task *prev, 
      * the task runs again. */
     uint32_t s = atomic_load_explicit(&prev->state, memory_order_acquire);
     enum weft__claim c;
-    if (held && weft__fence_asym && s == (WEFT__TS_RUNNING | WEFT__TC_OPEN)) {
-        /* Nobody else writes the word now: every waker claims under the
-         * lock we hold, and a canceller claims only SUSPENDED words
-         * (task.c). So a plain store-release publishes the saved context,
-         * with no locked instruction. The cancel flag is then read against
-         * the canceller's heavy fence (fence.h): either its re-read of the
-         * word sees SUSPENDED and it claims, or we see its flag here. */
-        atomic_store_explicit(&prev->state, WEFT__TS_SUSPENDED | WEFT__TC_OPEN,
-                              memory_order_release);
-        weft__fence_light();
-        if (atomic_load_explicit(&prev->cancelled, memory_order_relaxed) &&
-            (c = weft__task_claim_parked(prev, WEFT__TC_CANCELLED)))
-            weft__task_claimed(prev, c);
+    if (held && park_held(prev, s))
         return;
-    }
     for (;;) {
         if ((s & WEFT__TS_MASK) == WEFT__TS_NOTIFIED) {
             /* A wake came first: run the task again. relaxed store:
