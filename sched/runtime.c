@@ -172,6 +172,8 @@ static int workers_init(struct weft__runtime *rt)
         w->rt = rt;
         w->index = i;
         w->rng = 0x9E3779B97F4A7C15ull * (i + 1);
+        w->spin_credit = WEFT__SPIN_CREDIT;
+        w->spin_skipped = 0;
         atomic_init(&w->lifo, NULL);
         weft__objpool_init(&w->tcbs, sizeof(struct weft__task), weft__tcb_init);
         int rc = weft__deque_init(&w->deque, WEFT__DEQUE_CAP);

@@ -29,6 +29,11 @@
 #define WEFT__LIFO_MAX      3     /* LIFO-slot runs in a row before the deque */
 #define WEFT__STEAL_ROUNDS  4     /* passes over random victims per search */
 #define WEFT__SPIN_NS       50000 /* a searcher watches this long before parking */
+#define WEFT__SPIN_RING_NS  5000  /* ...which pays for a ring completion only if
+                                   * it came sooner than this (about a sleep and
+                                   * a wake-up in the kernel) */
+#define WEFT__SPIN_CREDIT   8     /* watches in a row that may go unpaid */
+#define WEFT__SPIN_PROBE    64    /* out of credit: watch once per this many searches */
 #define WEFT__STACK_POOL    256   /* free stacks kept per worker */
 #define WEFT__RING_ENTRIES  256
 
@@ -65,6 +70,8 @@ struct weft__worker {
     struct weft__runtime *rt;
     unsigned index;
     bool searching;
+    uint32_t spin_credit;                /* see search() */
+    uint32_t spin_skipped;
     uint64_t rng;
     uint64_t id_seq;
     struct weft__objpool tcbs;           /* this worker's TCBs */
