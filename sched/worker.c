@@ -577,18 +577,22 @@ void weft__sched_switch(struct weft__worker *w, enum weft__switch_action action)
 
 /* ---- suspending the running task (task.h, weft.h) ---------------------- */
 
+/* Woken before we even left (the wake came between the wait's setup and
+ * the park): take the wake and keep running. acquire: pairs with the
+ * waker's release, so its writes (the wait's result) are visible. */
+static inline bool take_early_wake(struct weft__task *t)
+{
+    uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+    return (s & WEFT__TS_MASK) == WEFT__TS_NOTIFIED &&
+           atomic_compare_exchange_strong_explicit(&t->state, &s,
+                                                   (s & WEFT__TC_MASK) | WEFT__TS_RUNNING,
+                                                   memory_order_acquire, memory_order_relaxed);
+}
+
 void weft__task_park(void)
 {
     struct weft__worker *w = weft__worker_current();
-    struct weft__task *t = w->current;
-    /* Woken before we even left: take the wake and keep running.
-     * acquire: pairs with the waker's release, so its writes (the wait's
-     * result) are visible. */
-    uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
-    if ((s & WEFT__TS_MASK) == WEFT__TS_NOTIFIED &&
-        atomic_compare_exchange_strong_explicit(&t->state, &s,
-                                                (s & WEFT__TC_MASK) | WEFT__TS_RUNNING,
-                                                memory_order_acquire, memory_order_relaxed))
+    if (take_early_wake(w->current))
         return;
     switch_away(w, WEFT__SW_PARK);
 }
@@ -596,14 +600,9 @@ void weft__task_park(void)
 void weft__task_park_unlock(struct weft__spinlock *lock)
 {
     struct weft__worker *w = weft__worker_current();
-    struct weft__task *t = w->current;
-    /* As in weft__task_park; a wake can only be our own here (the deadline
-     * had passed, or we were cancelled, before the wait began). */
-    uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
-    if ((s & WEFT__TS_MASK) == WEFT__TS_NOTIFIED &&
-        atomic_compare_exchange_strong_explicit(&t->state, &s,
-                                                (s & WEFT__TC_MASK) | WEFT__TS_RUNNING,
-                                                memory_order_acquire, memory_order_relaxed)) {
+    /* An early wake can only be our own here: the deadline had passed, or
+     * we were cancelled, before the wait began. */
+    if (take_early_wake(w->current)) {
         weft__spin_unlock(lock);
         return;
     }
