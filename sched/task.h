@@ -195,7 +195,9 @@ static inline enum weft__claim weft__task_claim(struct weft__task *t, uint32_t t
 /* weft__task_claim, but only of a wait whose task has SUSPENDED (so the
  * result is WEFT__CLAIM_READY or WEFT__CLAIM_LOST): what a cancellation
  * does where switches away from held waits are plain stores (task.c
- * cancel_locked, sched/fence.h). Any thread. */
+ * cancel_locked, sched/fence.h). seq_cst load and CAS, as in
+ * weft__task_claim: the CAS acquires the saved context (released by the
+ * switch's store) and the waiter's setup. Any thread. */
 static inline enum weft__claim weft__task_claim_parked(struct weft__task *t, uint32_t to)
 {
     uint32_t s = atomic_load_explicit(&t->state, memory_order_seq_cst);
