@@ -75,7 +75,7 @@ int weft_event_wait(weft_event *e, int64_t deadline)
     }
     struct weft__waiter w;
     struct weft__wnode n;
-    weft__waiter_init(&w);
+    weft__waiter_init_cancellable(&w);       /* waited on below, flags 0 */
     weft__wnode_init(&n, &w, NULL, 0, NULL);
     weft__waitq_push(&e->q, &n);
     return weft__waitq_block(&e->lock, &e->q, &n, deadline, 0);

@@ -35,7 +35,10 @@ int weft__mutex_lock(weft_mutex *m, int64_t deadline, unsigned flags)
     }
     struct weft__waiter w;
     struct weft__wnode n;
-    weft__waiter_init(&w);
+    if (flags)
+        weft__waiter_init(&w);
+    else
+        weft__waiter_init_cancellable(&w);   /* waited on below, flags 0 */
     weft__wnode_init(&n, &w, NULL, 0, NULL);
     weft__waitq_push(&m->q, &n);
     return weft__waitq_block(&m->lock, &m->q, &n, deadline, flags); /* 0: handed over */

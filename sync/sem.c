@@ -48,7 +48,7 @@ static int acquire(weft_sem *s, int64_t deadline, int try_err)
     }
     struct weft__waiter w;
     struct weft__wnode n;
-    weft__waiter_init(&w);
+    weft__waiter_init_cancellable(&w);       /* waited on below, flags 0 */
     weft__wnode_init(&n, &w, NULL, 0, NULL);
     weft__waitq_push(&s->q, &n);
     return weft__waitq_block(&s->lock, &s->q, &n, deadline, 0);

@@ -67,7 +67,7 @@ int weft_waitgroup_wait(weft_waitgroup *wg, int64_t deadline)
     }
     struct weft__waiter w;
     struct weft__wnode n;
-    weft__waiter_init(&w);
+    weft__waiter_init_cancellable(&w);       /* waited on below, flags 0 */
     weft__wnode_init(&n, &w, NULL, 0, NULL);
     weft__waitq_push(&wg->q, &n);
     return weft__waitq_block(&wg->lock, &wg->q, &n, deadline, 0);

@@ -365,3 +365,92 @@ Test(sync, waitgroup_counts_down, .timeout = 30)
 {
     run_on(4, wg_main, NULL);
 }
+
+/* ---- cancellation racing the start of a wait ------------------------------ */
+
+/* The waits above keep their claim in the task's state word and hold the
+ * primitive's lock across the switch away (docs/design.md §6). Cancel
+ * waiters at random points of their wait's start (before it opens, while
+ * it parks, after), from a task that may be on another worker: each must
+ * return -ECANCELED (a lost cancel hangs the join: the test's timeout),
+ * and the primitive must come out intact (no permit, signal or count lost
+ * or duplicated). ctest runs this file with WEFT_NO_MEMBARRIER=1 too. */
+
+#define SYNC_RACE_ROUNDS 600
+
+enum prim { P_MUTEX, P_SEM, P_EVENT, P_WAITGROUP, P_COUNT };
+
+struct prims {
+    weft_mutex *m;
+    weft_sem *s;
+    weft_event *e;
+    weft_waitgroup *wg;
+};
+
+struct waiter_arg { struct prims *p; enum prim which; };
+
+static void *blocked_on(void *arg)
+{
+    struct waiter_arg *a = arg;
+    switch (a->which) {
+    case P_MUTEX:     return (void *)(intptr_t)weft_mutex_lock(a->p->m, WEFT_NEVER);
+    case P_SEM:       return (void *)(intptr_t)weft_sem_acquire(a->p->s, WEFT_NEVER);
+    case P_EVENT:     return (void *)(intptr_t)weft_event_wait(a->p->e, WEFT_NEVER);
+    default:          return (void *)(intptr_t)weft_waitgroup_wait(a->p->wg, WEFT_NEVER);
+    }
+}
+
+static void *sync_race_main(void *arg)
+{
+    uint64_t rng = *(uint64_t *)arg;
+    struct prims p;
+    cr_assert_eq(weft_mutex_new(&p.m), 0);
+    cr_assert_eq(weft_sem_new(&p.s, 0), 0);
+    cr_assert_eq(weft_event_new(&p.e), 0);
+    cr_assert_eq(weft_waitgroup_new(&p.wg), 0);
+    cr_assert_eq(weft_mutex_lock(p.m, WEFT_NEVER), 0);    /* held: waiters block */
+    cr_assert_eq(weft_waitgroup_add(p.wg, 1), 0);          /* never done meanwhile */
+    for (unsigned i = 0; i < SYNC_RACE_ROUNDS * P_COUNT; i++) {
+        struct waiter_arg a = { &p, (enum prim)(i % P_COUNT) };
+        weft_task t;
+        cr_assert_eq(weft_task_spawn(&t, blocked_on, &a, NULL), 0);
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        for (unsigned y = rng % 3; y; y--)
+            weft_yield();
+        cr_assert_eq(weft_task_cancel(t), 0);
+        void *r;
+        cr_assert_eq(weft_task_join(t, &r, WEFT_NEVER), 0);
+        cr_assert_eq((intptr_t)r, -ECANCELED, "round %u (primitive %d): %d", i, (int)a.which,
+                     (int)(intptr_t)r);
+    }
+    /* Intact: exactly what was given is there to take. */
+    cr_assert_eq(weft_sem_try_acquire(p.s), -EAGAIN);
+    cr_assert_eq(weft_sem_release(p.s), 0);
+    cr_assert_eq(weft_sem_try_acquire(p.s), 0);
+    cr_assert_eq(weft_sem_try_acquire(p.s), -EAGAIN);
+    cr_assert_eq(weft_mutex_trylock(p.m), -EBUSY);
+    cr_assert_eq(weft_mutex_unlock(p.m), 0);
+    cr_assert_eq(weft_mutex_trylock(p.m), 0);
+    cr_assert_eq(weft_mutex_unlock(p.m), 0);
+    cr_assert_eq(weft_event_wait(p.e, 0), -ETIMEDOUT);
+    cr_assert_eq(weft_event_set(p.e), 0);
+    cr_assert_eq(weft_event_wait(p.e, WEFT_NEVER), 0);
+    cr_assert_eq(weft_waitgroup_wait(p.wg, 0), -ETIMEDOUT);
+    cr_assert_eq(weft_waitgroup_done(p.wg), 0);
+    cr_assert_eq(weft_waitgroup_wait(p.wg, WEFT_NEVER), 0);
+    weft_mutex_free(p.m);
+    weft_sem_free(p.s);
+    weft_event_free(p.e);
+    weft_waitgroup_free(p.wg);
+    return NULL;
+}
+
+Test(sync, cancel_races_wait_start, .timeout = 120)
+{
+    uint64_t seed = (uint64_t)weft_now() | 1;
+    cr_log_info("sync cancel race seed %llu", (unsigned long long)seed);
+    for (unsigned workers = 1; workers <= 4; workers *= 2) {
+        uint64_t s = seed + workers;
+        run_on(workers, sync_race_main, &s);
+    }
+}
