@@ -401,16 +401,12 @@ static void cb_adder_body(struct cborder *o, int who)
     }
 }
 
+/* Run as a task and, unchanged, as a foreign thread's start routine. */
 static void *cb_adder_task(void *arg)
 {
     struct cbarg *a = arg;
     cb_adder_body(a->o, a->who);
     return NULL;
-}
-
-static void *cb_adder_thread(void *arg)
-{
-    return cb_adder_task(arg);
 }
 
 static void *cb_completer(void *arg)
@@ -441,7 +437,7 @@ static void *cb_concurrent_main(void *arg)
          * is a task, on another worker or not */
         for (int w = 1; w < CB_ADDERS; w++)
             cr_assert_eq(weft_task_spawn(&adders[w], cb_adder_task, &o->args[w][0], NULL), 0);
-        cr_assert_eq(pthread_create(&th, NULL, cb_adder_thread, &o->args[CB_ADDERS][0]), 0);
+        cr_assert_eq(pthread_create(&th, NULL, cb_adder_task, &o->args[CB_ADDERS][0]), 0);
         cr_assert_eq(weft_task_spawn(&done, cb_completer, o, NULL), 0);
         atomic_store(&o->go, 1);
         for (int w = 1; w < CB_ADDERS; w++)
