@@ -228,6 +228,14 @@ int weft_blocking_run(weft_blocking_fn fn, void *arg, void **result, int64_t dea
     return rc;
 }
 
+unsigned weft__blocking_idle(void)
+{
+    pthread_mutex_lock(&g_pool.mu);
+    unsigned n = g_pool.idle;
+    pthread_mutex_unlock(&g_pool.mu);
+    return n;
+}
+
 unsigned weft_blocking_threads(void)
 {
     pthread_mutex_lock(&g_pool.mu);

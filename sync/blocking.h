@@ -10,4 +10,10 @@
  * 10 s); tests shorten it. Any thread. */
 void weft__blocking_set_idle_ns(int64_t ns);
 
+/* Pool threads waiting for work now. A thread that just finished a job
+ * counts only once it is back in its wait (it completes the job's future
+ * first), so tests that count on idle threads being reused wait for this
+ * to reach weft_blocking_threads(). Any thread. */
+unsigned weft__blocking_idle(void);
+
 #endif

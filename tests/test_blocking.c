@@ -192,6 +192,9 @@ static void start_blocked(weft_future **f, int n, weft_event *e)
     cr_assert_eq(atomic_load(&g_running), n);
 }
 
+/* Collect @n jobs' results, then wait until every pool thread is back in
+ * its wait: a thread completes its job's future before it returns there,
+ * and a job spawned in between would start a thread of its own. */
 static void finish(weft_future **f, int n)
 {
     void *vals[16];
@@ -200,6 +203,10 @@ static void finish(weft_future **f, int n)
         cr_assert_eq((intptr_t)vals[i], 0);
         weft_future_release(f[i]);
     }
+    int64_t until = weft_now() + 10LL * 1000000000;
+    while (weft__blocking_idle() != weft_blocking_threads() && weft_now() < until)
+        weft_yield();
+    cr_assert_eq(weft__blocking_idle(), weft_blocking_threads());
 }
 
 static void *set_max_main(void *arg)
