@@ -16,6 +16,16 @@
  *  - The receiver is heap memory, so a task's cancellation or deadline
  *    ends only its wait; weft_mrecv_free cancels the recv through the
  *    owner's cancel list and waits for the final CQE before freeing.
+ *  - Direct delivery: a reader that finds nothing queued publishes its
+ *    buffer (rbuf, rlen) with its waiter, under the lock. A CQE that finds
+ *    both, and nothing queued before it, first claims the waiter (a failed
+ *    claim means a deadline or a cancellation ended the wait: the bytes
+ *    are queued instead, none is lost), then copies straight into the
+ *    reader's buffer and wakes it with the byte count: one copy per read
+ *    instead of two (kernel buffer -> queue -> reader), and the reader
+ *    takes no lock after its wake. The reader clears rbuf under the lock
+ *    before it returns or waits again, so no later waiter (weft__ms_stop's)
+ *    is ever paired with a stale buffer.
  */
 #define _GNU_SOURCE
 #include "weft.h"
@@ -40,6 +50,8 @@ struct weft_mrecv {
     int err;
     char *q;                           /* queued bytes: q[head, head + len) */
     size_t cap, head, len;
+    char *rbuf;                        /* the waiting reader's buffer (above) */
+    size_t rlen;
     int fd;                            /* read-only after creation */
     bool fallback;                     /* no buffer ring: weft_io_recv (reader only) */
 };
@@ -75,15 +87,27 @@ static bool room_locked(struct weft_mrecv *m, size_t n)
 static void mr_complete(struct weft__io_op *op, int res, unsigned flags)
 {
     struct weft_mrecv *m = MR(op);
+    struct weft__waiter *fed = NULL;   /* a reader given its bytes directly */
+    size_t given = 0;
     weft__spin_lock(&m->ms.lock);
     struct weft__ring *r = m->ms.ring;
     if (flags & IORING_CQE_F_BUFFER) {
         unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-        if (res > 0) {
-            if (room_locked(m, (size_t)res)) {
-                memcpy(m->q + m->head + m->len, r->br_bufs + (size_t)bid * WEFT__BR_SIZE,
-                       (size_t)res);
-                m->len += (size_t)res;
+        const char *src = r->br_bufs + (size_t)bid * WEFT__BR_SIZE;
+        size_t n = res > 0 ? (size_t)res : 0;
+        struct weft__waiter *w = m->ms.waiter;
+        if (n && w && m->rbuf && !m->len && weft__waiter_claim(w)) {
+            given = n < m->rlen ? n : m->rlen;
+            memcpy(m->rbuf, src, given);
+            m->ms.waiter = NULL;
+            fed = w;
+            src += given;
+            n -= given;
+        }
+        if (n) {
+            if (room_locked(m, n)) {
+                memcpy(m->q + m->head + m->len, src, n);
+                m->len += n;
             } else {
                 m->err = -ENOMEM;
             }
@@ -107,6 +131,11 @@ static void mr_complete(struct weft__io_op *op, int res, unsigned flags)
             io_uring_sqe_set_data64(sqe, WEFT__UD_IGNORE);
             m->ms.stopping = true;
         }
+    }
+    if (fed) {
+        weft__spin_unlock(&m->ms.lock);
+        weft__waiter_signal(fed, (int)given);   /* given <= WEFT__BR_SIZE */
+        return;
     }
     weft__ms_wake_unlock(&m->ms);
 }
@@ -137,12 +166,6 @@ static bool arm(struct weft_mrecv *m)
     return true;
 }
 
-static bool has_news(struct weft__multishot *ms)
-{
-    struct weft_mrecv *m = MR(ms);
-    return m->len || m->eof || m->err || !m->ms.armed;
-}
-
 ssize_t weft_mrecv_recv(weft_mrecv *m, void *buf, size_t len, int64_t deadline)
 {
     if (!weft__task_current())
@@ -153,6 +176,7 @@ ssize_t weft_mrecv_recv(weft_mrecv *m, void *buf, size_t len, int64_t deadline)
         return -ECANCELED;
     for (;;) {
         weft__spin_lock(&m->ms.lock);
+        m->rbuf = NULL;                /* an earlier wait of ours has ended */
         if (m->len && len) {
             size_t n = m->len < len ? m->len : len;
             memcpy(buf, m->q + m->head, n);
@@ -166,21 +190,33 @@ ssize_t weft_mrecv_recv(weft_mrecv *m, void *buf, size_t len, int64_t deadline)
                 arm(m);
             return (ssize_t)n;
         }
-        bool eof = m->eof;
-        int err = m->err;
-        bool armed = m->ms.armed;
-        weft__spin_unlock(&m->ms.lock);
-        if (err)
-            return err;
-        if (eof || !len)
-            return 0;
-        if (!armed && !arm(m)) {
-            m->fallback = true;
-            return weft_io_recv(m->fd, buf, len, 0, deadline);
+        if (m->err || m->eof || !len || !m->ms.armed) {
+            int err = m->err;
+            bool eof = m->eof;
+            weft__spin_unlock(&m->ms.lock);
+            if (err)
+                return err;
+            if (eof || !len)
+                return 0;
+            if (!arm(m)) {             /* no buffer ring on this worker */
+                m->fallback = true;
+                return weft_io_recv(m->fd, buf, len, 0, deadline);
+            }
+            continue;
         }
-        int rc = weft__ms_wait(&m->ms, has_news, deadline, 0);
-        if (rc < 0)
+        /* Nothing queued, the recv armed: wait with our buffer published,
+         * so that the next CQE's bytes come straight into it. */
+        m->rbuf = buf;
+        m->rlen = len;
+        int rc = weft__ms_wait_locked(&m->ms, deadline, 0);
+        if (rc > 0)
+            return rc;                 /* delivered into buf (mr_complete) */
+        if (rc < 0) {
+            weft__spin_lock(&m->ms.lock);
+            m->rbuf = NULL;
+            weft__spin_unlock(&m->ms.lock);
             return rc;
+        }
     }
 }
 

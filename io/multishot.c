@@ -55,24 +55,35 @@ void weft__ms_cancel_run(struct weft__io_op *op)
     weft__ms_wake_unlock(ms);
 }
 
+int weft__ms_wait_locked(struct weft__multishot *ms, int64_t deadline, unsigned flags)
+{
+    struct weft__waiter w;
+    if (flags)
+        weft__waiter_init(&w);               /* uncancellable: not a task-word wait */
+    else
+        weft__waiter_init_cancellable(&w);
+    ms->waiter = &w;
+    int rc = weft__waiter_wait_unlock(&w, deadline, flags, &ms->lock);
+    /* A waker took the waiter out when it claimed it; a wait that ended
+     * otherwise takes itself out (multishot.h). */
+    if (rc < 0) {
+        weft__spin_lock(&ms->lock);
+        if (ms->waiter == &w)
+            ms->waiter = NULL;
+        weft__spin_unlock(&ms->lock);
+    }
+    return rc;
+}
+
 int weft__ms_wait(struct weft__multishot *ms, bool (*ready)(struct weft__multishot *),
                   int64_t deadline, unsigned flags)
 {
-    struct weft__waiter w;
-    weft__waiter_init(&w);
     weft__spin_lock(&ms->lock);
     if (ready(ms)) {
         weft__spin_unlock(&ms->lock);
         return 1;
     }
-    ms->waiter = &w;
-    weft__spin_unlock(&ms->lock);
-    int rc = weft__waiter_wait_flags(&w, deadline, flags);
-    weft__spin_lock(&ms->lock);
-    if (ms->waiter == &w)
-        ms->waiter = NULL;      /* ended by the deadline or a cancellation */
-    weft__spin_unlock(&ms->lock);
-    return rc;
+    return weft__ms_wait_locked(ms, deadline, flags);
 }
 
 static bool quiet(struct weft__multishot *ms)

@@ -65,6 +65,15 @@ void weft__ms_cancel_run(struct weft__io_op *op);
 int weft__ms_wait(struct weft__multishot *ms, bool (*ready)(struct weft__multishot *),
                   int64_t deadline, unsigned flags);
 
+/* The wait of weft__ms_wait, for a caller that holds the lock and has
+ * checked for itself that there is nothing to take: publish the waiter
+ * and wait; returns with the lock released. Returns what the waker passed
+ * to weft__waiter_signal (0 from weft__ms_wake_unlock), or -ETIMEDOUT /
+ * -ECANCELED / -ENOMEM, the waiter then taken out again. A task's
+ * cancellable wait (@flags 0) keeps the lock until its switch away has
+ * completed (sched/wait.h: every waker claims under it). */
+int weft__ms_wait_locked(struct weft__multishot *ms, int64_t deadline, unsigned flags);
+
 /* End the armed op, if any, and wait (uncancellably) until its final CQE
  * has been reaped and the owner is done with the cancel request. */
 void weft__ms_stop(struct weft__multishot *ms);

@@ -84,7 +84,18 @@ int weft__ring_init(struct weft__ring *r, unsigned entries)
         io_uring_queue_exit(&r->uring);
         return rc;
     }
+    /* A hint: a kernel without it (-EINVAL) enters through the fd. */
+    (void)io_uring_register_ring_fd(&r->uring);
     return 0;
+}
+
+void weft__ring_thread_end(struct weft__ring *r)
+{
+    /* liburing enters through the plain fd again afterwards, so the
+     * destroy that another thread runs later does not use an index that
+     * was only ever this thread's. */
+    if (r->uring.enter_ring_fd != r->uring.ring_fd)
+        (void)io_uring_unregister_ring_fd(&r->uring);
 }
 
 bool weft__ring_bufring(struct weft__ring *r)

@@ -75,8 +75,14 @@ struct weft__ring {
 };
 
 /* Create the calling thread's ring: 0, or -errno (-ENOMEM names memlock in
- * the message printed, -ENOSYS/-EPERM when io_uring is unavailable). */
+ * the message printed, -ENOSYS/-EPERM when io_uring is unavailable).
+ * Where the kernel has it (5.18), the ring's fd is also registered with
+ * the calling thread (IORING_REGISTER_RING_FDS), so that its enters skip
+ * the fd table look-up and reference count; only that thread may then
+ * enter the ring, which SINGLE_ISSUER asks anyway. */
 int  weft__ring_init(struct weft__ring *r, unsigned entries);
+/* The owner thread, before it exits: drop the registration above. */
+void weft__ring_thread_end(struct weft__ring *r);
 void weft__ring_destroy(struct weft__ring *r);
 
 /* An SQE to fill; submits first when the SQ is full. Owner thread only. */

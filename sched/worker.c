@@ -758,6 +758,8 @@ void *weft__worker_main(void *arg)
             weft__sched_after_switch(w);
         }
     }
+    if (!w->init_error)
+        weft__ring_thread_end(&w->ring);
     weft__overflow_thread_end(altstack);
     weft__tls_worker = NULL;
     return NULL;

@@ -636,6 +636,94 @@ Test(net, mrecv_stream_cancel_deadline_fallback, .timeout = 30)
     unsetenv("WEFT_NO_MULTISHOT");
 }
 
+/* Deadlines and cancellations racing the hand-off of bytes to a waiting
+ * reader (mrecv.c's direct delivery claims the reader before it copies):
+ * a writer streams chunks of random sizes with short pauses; readers take
+ * turns on one receiver, each reading with very short deadlines, or none,
+ * until the main task cancels it at a random moment, possibly while bytes
+ * are being handed to it. The stream must come out byte-exact across all
+ * the readers: no byte lost to a wait that ended, none seen twice. */
+struct mr_race {
+    weft_mrecv *m;
+    size_t got;
+    unsigned seed;              /* the reader's; one reader at a time */
+};
+
+static void *mr_race_write(void *arg)
+{
+    struct mr_writer *w = arg;
+    unsigned seed = 7;
+    static unsigned char chunk[5000];
+    for (size_t off = 0; off < w->total;) {
+        size_t n = 1 + (size_t)rand_r(&seed) % sizeof(chunk);
+        if (n > w->total - off)
+            n = w->total - off;
+        for (size_t i = 0; i < n; i++)
+            chunk[i] = mr_byte(off + i);
+        cr_assert_eq(weft_write_all(w->fd, chunk, n, WEFT_NEVER), (ssize_t)n);
+        off += n;
+        if (rand_r(&seed) % 4 == 0)
+            weft_sleep((int64_t)(rand_r(&seed) % 50) * 1000);
+    }
+    weft_io_shutdown(w->fd, SHUT_WR);
+    return NULL;
+}
+
+static void *mr_race_read(void *arg)
+{
+    struct mr_race *x = arg;
+    static unsigned char buf[4096];
+    for (;;) {
+        unsigned r = (unsigned)rand_r(&x->seed);
+        int64_t deadline = r % 3 ? weft_deadline_in((int64_t)(r >> 8) % 100 * 1000) : WEFT_NEVER;
+        ssize_t n = weft_mrecv_recv(x->m, buf, 1 + (r >> 4) % sizeof(buf), deadline);
+        if (n == -ETIMEDOUT)
+            continue;
+        if (n == -ECANCELED)
+            return NULL;
+        cr_assert_geq(n, 0, "mrecv: %zd", n);
+        if (n == 0)
+            return (void *)1;          /* end of stream */
+        for (ssize_t i = 0; i < n; i++)
+            cr_assert_eq(buf[i], mr_byte(x->got + (size_t)i), "byte %zu differs",
+                         x->got + (size_t)i);
+        x->got += (size_t)n;
+    }
+}
+
+static void *mrecv_race_main(void *arg)
+{
+    int sp[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    struct mr_writer w = { .fd = sp[1], .total = test_scale(4u << 20) };
+    weft_task wt;
+    cr_assert_eq(weft_task_spawn(&wt, mr_race_write, &w, NULL), 0);
+    struct mr_race x = { .m = weft_mrecv_new(sp[0]), .got = 0, .seed = 11 };
+    cr_assert_not_null(x.m);
+    unsigned seed = 3, readers = 0;
+    for (void *eof = NULL; !eof; readers++) {
+        weft_task rt;
+        cr_assert_eq(weft_task_spawn(&rt, mr_race_read, &x, NULL), 0);
+        weft_sleep((int64_t)(rand_r(&seed) % 300) * 1000);
+        int rc = weft_task_cancel(rt);
+        cr_assert(rc == 0 || rc == -ESRCH, "cancel: %d", rc);
+        cr_assert_eq(weft_task_join(rt, &eof, WEFT_NEVER), 0);
+    }
+    cr_assert_eq(x.got, w.total, "%zu of %zu bytes after %u readers", x.got, w.total, readers);
+    cr_assert_gt(readers, 3);
+    cr_assert_eq(weft_task_join(wt, NULL, WEFT_NEVER), 0);
+    weft_mrecv_free(x.m);
+    close(sp[0]);
+    close(sp[1]);
+    return NULL;
+}
+
+Test(net, mrecv_handoff_races_deadline_and_cancel, .timeout = 60)
+{
+    run_main(4, mrecv_race_main, NULL);
+    run_main(1, mrecv_race_main, NULL);
+}
+
 /* ---- buffered helpers, msg calls, splice ------------------------------------------------- */
 
 struct feeder {
