@@ -3,7 +3,8 @@
  * 200 with a fixed body ("Hello, world!\n"); GET / and anything else alike,
  * HEAD without the body. Enough for wrk and curl; not a real HTTP parser
  * (request bodies are not read: requests with Content-Length get 400 and
- * the connection closed).
+ * the connection closed). An HTTP/1.0 client that asks for keep-alive gets
+ * "Connection: keep-alive" back, as HTTP/1.0 wants (ab -k).
  *
  *   http_hello [--port N] [--addr HOST] [--workers N]
  */
@@ -47,7 +48,8 @@ static void conn(int fd, void *arg)
                                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                                    "Content-Length: %zu\r\n%s\r\n%s",
                                    sizeof(body) - 1,
-                                   close_conn ? "Connection: close\r\n" : "",
+                                   close_conn ? "Connection: close\r\n"
+                                   : http10 ? "Connection: keep-alive\r\n" : "",
                                    is_head ? "" : body);
         /* Pipelined requests already buffered: answer them in one send. */
         bool more = rd.end > rd.start && memmem(rd.buf + rd.start, rd.end - rd.start,

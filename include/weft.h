@@ -1003,8 +1003,11 @@ ssize_t weft_io_read(int fd, void *buf, size_t len, int64_t off, int64_t deadlin
 
 /** weft_io_write - write up to @len bytes of @buf to @fd (pwrite/write).
  *  Returns bytes written (possibly fewer than @len) or -errno. A pipe or
- *  socket whose reader is gone gives -EPIPE; SIGPIPE is never raised for
- *  sockets (see weft_io_send; pipes: weft ignores SIGPIPE only if you do). */
+ *  socket whose reader is gone gives -EPIPE (or -ECONNRESET). In a task
+ *  SIGPIPE is never raised (worker threads block it, so it stays pending
+ *  there); from a foreign thread, a socket at the current position is
+ *  written with send(MSG_NOSIGNAL), anything else with write(2), which
+ *  raises SIGPIPE as usual. weft_io_writev alike. */
 ssize_t weft_io_write(int fd, const void *buf, size_t len, int64_t off, int64_t deadline);
 
 /** weft_io_readv / weft_io_writev - vectored read and write (preadv/pwritev).
@@ -1045,7 +1048,12 @@ int weft_io_poll(int fd, short events, int64_t deadline);
 /** weft_io_splice - move up to @len bytes from @fd_in to @fd_out, one of
  *  which must be a pipe, without copying through user space (splice(2)).
  *  @off_in / @off_out: -1 for pipes and the current position. @flags:
- *  SPLICE_F_*. Returns bytes moved (0 at end of input) or -errno. */
+ *  SPLICE_F_*. Returns bytes moved (0 at end of input; possibly fewer than
+ *  @len: into a blocking socket each call moves at most what its send
+ *  buffer has room for) or -errno. The deadline and cancellation always
+ *  end it: input that can block and a blocking output socket are awaited
+ *  with poll ops first, since a splice blocked inside the kernel ignores
+ *  both (docs/io.md). SPLICE_F_NONBLOCK: -EAGAIN instead of any wait. */
 ssize_t weft_io_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
                        size_t len, unsigned flags, int64_t deadline);
 
@@ -1125,17 +1133,19 @@ void weft_mrecv_free(weft_mrecv *m);
 /*
  * Addresses are strings: "host:port" ("127.0.0.1:8080", "localhost:80",
  * "[::1]:8080", ":8080" or "*:8080" for every IPv4 and IPv6 address) or
- * "unix:/path/to/socket". Names are resolved with getaddrinfo on a helper
- * thread, never on a worker; numeric addresses are parsed in place.
+ * "unix:/path/to/socket". Names are resolved with getaddrinfo on the
+ * blocking pool (weft_blocking_spawn), never on a worker; numeric addresses
+ * are parsed in place.
  */
 
 /** Flags for weft_net_listen / weft_net_dial. */
-#define WEFT_NET_REUSEPORT 0x1u  /* SO_REUSEPORT: one listener per worker */
+#define WEFT_NET_REUSEPORT 0x1u  /* SO_REUSEPORT: several listeners, one port */
 #define WEFT_NET_NODELAY   0x2u  /* TCP_NODELAY on the dialled socket */
 #define WEFT_NET_NONBLOCK  0x4u  /* O_NONBLOCK on the returned socket */
 
 /** weft_net_listen - a listening socket bound to @addr (SO_REUSEADDR on;
- *  an existing Unix socket file is replaced), with @backlog (0 = SOMAXCONN).
+ *  a Unix socket file left at the path is replaced, anything else there is
+ *  left alone and gives -EADDRINUSE), with @backlog (0 = SOMAXCONN).
  *  Returns the fd or -errno (-EADDRINUSE, -EINVAL for a malformed address,
  *  -ENOENT when a name does not resolve). Any thread. */
 int weft_net_listen(const char *addr, int backlog, unsigned flags);
@@ -1147,9 +1157,12 @@ int weft_net_dial(const char *addr, unsigned flags, int64_t deadline);
 
 /** weft_net_resolve - resolve @host and @port (numeric or service name)
  *  for TCP into up to @max addresses in @out. Returns how many, or -errno
- *  (-ENOENT: no such name; -EAI failures map to -EIO). The lookup runs on a
- *  helper thread; if the deadline passes or the task is cancelled first,
- *  the lookup finishes in the background and is discarded. Any thread. */
+ *  (-ENOENT: no such name; -EAI failures map to -EIO; -ENOMEM, or
+ *  -EAGAIN when the blocking pool can start no thread). In a task the
+ *  lookup is a blocking-pool job (so concurrent lookups are bounded by
+ *  weft_blocking_set_max); if the deadline passes or the task is cancelled
+ *  first, it finishes there and is discarded. A foreign thread looks up
+ *  itself. Any thread. */
 struct sockaddr_storage;
 int weft_net_resolve(const char *host, const char *port, struct sockaddr_storage *out,
                      int max, int64_t deadline);

@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -51,12 +53,20 @@ ssize_t weft_io_write(int fd, const void *buf, size_t len, int64_t off, int64_t 
     }
     if (rc < 0 || (rc = weft__io_foreign_ready(fd, POLLOUT, deadline)))
         return rc;
-    return sys_result(off < 0 ? write(fd, buf, len) : pwrite(fd, buf, len, off));
+    if (off < 0) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);   /* a socket: no SIGPIPE */
+        if (n >= 0 || errno != ENOTSOCK)
+            return sys_result(n);
+        return sys_result(write(fd, buf, len));
+    }
+    return sys_result(pwrite(fd, buf, len, off));
 }
 
 ssize_t weft_io_readv(int fd, const struct iovec *iov, int iovcnt, int64_t off,
                       int64_t deadline)
 {
+    if (iovcnt < 0)
+        return -EINVAL;
     struct weft__io_req q;
     int rc = weft__io_begin(&q, deadline);
     if (rc == 0) {
@@ -71,6 +81,8 @@ ssize_t weft_io_readv(int fd, const struct iovec *iov, int iovcnt, int64_t off,
 ssize_t weft_io_writev(int fd, const struct iovec *iov, int iovcnt, int64_t off,
                        int64_t deadline)
 {
+    if (iovcnt < 0)
+        return -EINVAL;
     struct weft__io_req q;
     int rc = weft__io_begin(&q, deadline);
     if (rc == 0) {
@@ -79,7 +91,14 @@ ssize_t weft_io_writev(int fd, const struct iovec *iov, int iovcnt, int64_t off,
     }
     if (rc < 0 || (rc = weft__io_foreign_ready(fd, POLLOUT, deadline)))
         return rc;
-    return sys_result(off < 0 ? writev(fd, iov, iovcnt) : pwritev(fd, iov, iovcnt, off));
+    if (off < 0) {
+        struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+        ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);      /* a socket: no SIGPIPE */
+        if (n >= 0 || errno != ENOTSOCK)
+            return sys_result(n);
+        return sys_result(writev(fd, iov, iovcnt));
+    }
+    return sys_result(pwritev(fd, iov, iovcnt, off));
 }
 
 int weft_io_openat(int dirfd, const char *path, int flags, unsigned mode, int64_t deadline)
@@ -167,13 +186,21 @@ int weft_io_poll(int fd, short events, int64_t deadline)
     }
 }
 
-/* Splice always runs on an io-wq thread, and a splice blocked there (a
- * TCP socket ignores SPLICE_F_NONBLOCK and waits for data) is ended
- * neither by a linked timeout nor by an async cancel (seen on 6.18): the
- * op would hold its task forever. So input that can block is first awaited
- * with a poll op (which can be timed out and cancelled), and the splice is
- * issued with SPLICE_F_NONBLOCK; a full output pipe is awaited the same
- * way. */
+/* Splice always runs on an io-wq thread, and a splice blocked there is
+ * ended neither by a linked timeout nor by an async cancel (seen on 6.18,
+ * both ways: a TCP or Unix socket with no data to read, and one whose send
+ * buffer is full): the op would hold its task, and weft_run's shutdown,
+ * forever. Sockets take their blocking mode from the file (O_NONBLOCK),
+ * not from SPLICE_F_NONBLOCK, which only pipes honour. So no splice is
+ * issued that can block:
+ *  - input that can block is first awaited with a poll op (which can be
+ *    timed out and cancelled); a socket then gives what it holds;
+ *  - a blocking socket as output is first awaited for POLLOUT, and each
+ *    splice is clamped to the room its send buffer shows (SO_SNDBUF less
+ *    SIOCOUTQ, halved for the kernel's per-buffer overhead);
+ *  - pipes get SPLICE_F_NONBLOCK, and a full output pipe is awaited with a
+ *    poll op too.
+ * A caller's SPLICE_F_NONBLOCK makes each of those waits "try once". */
 static ssize_t splice_once(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
                            size_t len, unsigned flags, int64_t deadline)
 {
@@ -191,24 +218,60 @@ static bool may_block(int fd)
     return fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
 }
 
+static bool blocking_socket(int fd)
+{
+    struct stat st;
+    int fl;
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+           (fl = fcntl(fd, F_GETFL)) >= 0 && !(fl & O_NONBLOCK);
+}
+
+/* Bytes a send into socket @fd should take now without waiting for room:
+ * at least 1 once POLLOUT has been seen (the kernel then has room for
+ * some), at most what SO_SNDBUF less the queued bytes leaves, halved. */
+static size_t send_room(int fd)
+{
+    int sndbuf = 0, queued = 0;
+    socklen_t sl = sizeof(sndbuf);
+    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) < 0 ||
+        ioctl(fd, SIOCOUTQ, &queued) < 0 || sndbuf <= queued)
+        return 1;
+    size_t room = (size_t)(sndbuf - queued) / 2;
+    return room ? room : 1;
+}
+
+/* A poll for the splice's readiness waits: -EAGAIN when a caller who
+ * asked not to block would have had to. */
+static int splice_wait(int fd, short events, bool nonblock, int64_t deadline)
+{
+    int rc = weft_io_poll(fd, events, nonblock ? 0 : deadline);
+    return rc == -ETIMEDOUT && nonblock ? -EAGAIN : rc < 0 ? rc : 0;
+}
+
 ssize_t weft_io_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
                        size_t len, unsigned flags, int64_t deadline)
 {
     if (weft__task_current_is_task()) {
-        bool in_blocks = !(flags & SPLICE_F_NONBLOCK) && may_block(fd_in);
+        bool nonblock = flags & SPLICE_F_NONBLOCK;
+        bool in_blocks = may_block(fd_in), out_sock = blocking_socket(fd_out);
         for (;;) {
-            if (in_blocks) {
-                int rc = weft_io_poll(fd_in, POLLIN, deadline);
-                if (rc < 0)
+            int rc;
+            if (in_blocks && (rc = splice_wait(fd_in, POLLIN, nonblock, deadline)))
+                return rc;
+            size_t n = len;
+            if (out_sock) {
+                if ((rc = splice_wait(fd_out, POLLOUT, nonblock, deadline)))
                     return rc;
+                size_t room = send_room(fd_out);
+                n = room < len ? room : len;
             }
-            ssize_t n = splice_once(fd_in, off_in, fd_out, off_out, len,
-                                    flags | SPLICE_F_NONBLOCK, deadline);
-            if (n != -EAGAIN || (flags & SPLICE_F_NONBLOCK))
-                return n;
-            /* Input was ready (or cannot block): the output pipe is full. */
-            int rc = weft_io_poll(fd_out, POLLOUT, deadline);
-            if (rc < 0)
+            ssize_t moved = splice_once(fd_in, off_in, fd_out, off_out, n,
+                                        flags | SPLICE_F_NONBLOCK, deadline);
+            if (moved != -EAGAIN || nonblock)
+                return moved;
+            /* Input was ready (or cannot block): the output pipe is full,
+             * or the socket's room went to another writer meanwhile. */
+            if ((rc = splice_wait(fd_out, POLLOUT, false, deadline)))
                 return rc;
         }
     }

@@ -19,10 +19,10 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -98,13 +98,12 @@ static socklen_t addr_len(const struct sockaddr_storage *ss)
                                      : sizeof(struct sockaddr_in);
 }
 
-/* ---- resolution on a helper thread ----------------------------------------- */
+/* ---- resolution on the blocking pool ---------------------------------------- */
 
-/* Shared by the asking task and the helper thread; the last to let go
- * frees it, so a task that times out leaves the lookup to finish alone. */
+/* Shared by the asking task and the pool's job; the last to let go frees
+ * it, so a task that times out leaves the lookup to finish alone. */
 struct lookup {
     _Atomic int refs;
-    struct weft__waiter w;     /* here, not on the task's stack: see above */
     char host[256], port[32];
     int max, rc;
     struct sockaddr_storage out[16];
@@ -156,19 +155,11 @@ static void lookup_put(struct lookup *l)
         weft__mem_free(l, sizeof(*l));
 }
 
-static void *lookup_thread(void *arg)
+/* The blocking pool's job: getaddrinfo, then drop the job's reference. */
+static void *lookup_job(void *arg)
 {
     struct lookup *l = arg;
     l->rc = lookup_now(l->host, l->port, l->out, l->max);
-    /* Wake under the runtime's read lock, as a foreign spawn does: the
-     * wake ends in a ring's eventfd, which teardown closes only after
-     * taking the write lock. No runtime (stopping): the task cannot be
-     * waiting any more (shutdown cancelled it). A claim fails harmlessly
-     * if the task gave up. */
-    if (weft__runtime_enter()) {
-        weft__waiter_wake(&l->w, 0);
-        weft__runtime_leave();
-    }
     lookup_put(l);
     return NULL;
 }
@@ -191,26 +182,22 @@ int weft_net_resolve(const char *host, const char *port, struct sockaddr_storage
     struct lookup *l = weft__mem_alloc(sizeof(*l));
     if (!l)
         return -ENOMEM;
-    /* relaxed: published to the resolver thread by pthread_create. */
+    /* Two references, the job's and ours: a task that gives up (deadline,
+     * cancellation) leaves the lookup to finish alone. relaxed: published
+     * to the job by the pool's queue. */
     atomic_store_explicit(&l->refs, 2, memory_order_relaxed);
-    weft__waiter_init(&l->w);
     snprintf(l->host, sizeof(l->host), "%s", host);
     snprintf(l->port, sizeof(l->port), "%s", port);
     l->max = max < 16 ? max : 16;
-    pthread_attr_t attr;
-    pthread_t th;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    int e = pthread_create(&th, &attr, lookup_thread, l);
-    pthread_attr_destroy(&attr);
-    if (e) {
-        weft__mem_free(l, sizeof(*l));
-        return -e;
+    weft_future *f;
+    int rc = weft_blocking_spawn(&f, lookup_job, l);
+    if (rc) {
+        weft__mem_free(l, sizeof(*l));     /* the job never ran */
+        return rc;
     }
-    /* acquire through the waiter's claim: l->rc and l->out are the
-     * thread's writes before its wake. */
-    int rc = weft__waiter_wait(&l->w, deadline);
+    /* The future's completion releases the job's writes (l->rc, l->out). */
+    rc = weft_future_await(f, NULL, deadline);
+    weft_future_release(f);
     if (rc == 0) {
         rc = l->rc;
         for (int i = 0; i < rc; i++)
@@ -287,7 +274,11 @@ int weft_net_listen(const char *addr, int backlog, unsigned flags)
     if (p.unix_path) {
         struct sockaddr_un un;
         socklen_t len = (socklen_t)unix_addr(p.host, &un);
-        unlink(p.host);            /* a stale socket file from an earlier run */
+        /* A socket file left by an earlier run is replaced; anything else
+         * at the path is not ours to remove: bind reports -EADDRINUSE. */
+        struct stat st;
+        if (lstat(p.host, &st) == 0 && S_ISSOCK(st.st_mode))
+            unlink(p.host);
         return listen_on((struct sockaddr *)&un, len, backlog, flags, false);
     }
     struct sockaddr_storage ss[16];

@@ -25,19 +25,23 @@ static int ring_setup(struct weft__ring *r, unsigned entries)
         0,
     };
     int rc = -EINVAL;
-    for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+    /* Each set first with SUBMIT_ALL (5.18: a bad SQE does not stop the
+     * rest of the batch), then without it: a kernel refuses any flag it
+     * does not know with -EINVAL, and every flag here is an optimisation. */
+    for (size_t i = 0; i < 2 * (sizeof(tries) / sizeof(tries[0])); i++) {
+        unsigned flags = tries[i / 2] | (i % 2 ? 0 : IORING_SETUP_SUBMIT_ALL);
         struct io_uring_params p;
         memset(&p, 0, sizeof(p));
         /* A CQ sixteen times the SQ: every suspended task may have an op in
          * flight (thousands per worker), multishot ops and wake-ups post
          * more CQEs than they take SQEs. Overflow is still handled: the
          * kernel keeps overflowed CQEs (IORING_FEAT_NODROP) and reap()
-         * flushes them (see ring_flush_overflow). */
-        p.flags = tries[i] | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+         * flushes them (reap()). */
+        p.flags = flags | IORING_SETUP_CQSIZE;
         p.cq_entries = entries * 16;
         rc = io_uring_queue_init_params(entries, &r->uring, &p);
         if (rc == 0) {
-            r->setup_flags = tries[i];
+            r->setup_flags = flags;
             return 0;
         }
         if (rc != -EINVAL)
@@ -278,7 +282,10 @@ static void submit(struct weft__ring *r, bool getevents)
         if (rc == -EBUSY || rc == -EAGAIN)
             reap(r);   /* make room in the CQ, then retry */
     }
-    r->unsubmitted = 0;
+    /* What the kernel has not taken yet (an enter that failed, or one that
+     * stopped at a bad SQE on a ring without SUBMIT_ALL) is still queued:
+     * the next poll or wait submits it. */
+    r->unsubmitted = io_uring_sq_ready(&r->uring);
 }
 
 /* Whether the kernel holds completions back until our next entry
@@ -335,7 +342,7 @@ void weft__ring_wait(struct weft__ring *r, int64_t deadline)
      * ring wake, which ends this wait. */
     int rc = io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, tsp, NULL);
     (void)rc;   /* -ETIME, -EINTR, -EBUSY: reap, back to the scheduler */
-    r->unsubmitted = 0;
+    r->unsubmitted = io_uring_sq_ready(&r->uring);
     reap(r);
 }
 

@@ -5,7 +5,9 @@
  * One ring per worker, created by that worker's thread. Setup flags are
  * probed once, best first, falling back when the kernel refuses one:
  *   SINGLE_ISSUER|DEFER_TASKRUN (6.1)  ->  SINGLE_ISSUER|COOP_TASKRUN
- *   -> COOP_TASKRUN (5.19)  ->  none.
+ *   -> COOP_TASKRUN (5.19)  ->  none,
+ * each with TASKRUN_FLAG (5.19) and then without, each of those with
+ * SUBMIT_ALL (5.18) and then without (ring.c ring_setup).
  * An idle worker waits in io_uring_enter with its earliest timer deadline as
  * the timeout, so IO completions, timers and wake-ups all end the same wait.
  *

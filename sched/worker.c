@@ -61,6 +61,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -736,6 +737,15 @@ void *weft__worker_main(void *arg)
     struct weft__worker *w = arg;
     struct weft__runtime *rt = w->rt;
     weft__tls_worker = w;
+    /* A write to a pipe or socket whose reader has gone raises SIGPIPE in
+     * the thread that issued it, and io_uring issues most writes inline
+     * on this thread (io-wq threads block every signal). Blocked here, it
+     * stays pending, harmlessly, and the write returns -EPIPE: no task's
+     * write can kill the process (weft.h, IO). */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     void *altstack = weft__overflow_thread_begin();
     if (rt->pin)
         pin(w);

@@ -12,12 +12,14 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -141,6 +143,19 @@ static void *families_main(void *arg)
     cr_assert_geq(s.lfd, 0);
     roundtrip(path);
     stop_server(&s);
+    /* The socket file left behind is replaced by the next listener... */
+    int again = weft_net_listen(path, 0, 0);
+    cr_assert_geq(again, 0, "listen over a stale socket file: %d", again);
+    close(again);
+    unlink(path + 5);
+    /* ...but nothing else at that path is removed. */
+    int keep = open(path + 5, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    cr_assert_geq(keep, 0);
+    close(keep);
+    cr_assert_eq(weft_net_listen(path, 0, 0), -EADDRINUSE);
+    struct stat st;
+    cr_assert_eq(stat(path + 5, &st), 0, "the regular file was removed");
+    cr_assert(S_ISREG(st.st_mode));
     unlink(path + 5);
     /* bad addresses */
     cr_assert_eq(weft_net_listen("nonsense", 0, 0), -EINVAL);
@@ -152,6 +167,54 @@ static void *families_main(void *arg)
 Test(net, listen_dial_ipv4_ipv6_unix, .timeout = 30)
 {
     run_main(4, families_main, NULL);
+}
+
+/* Names resolve on the blocking pool: many lookups at once all succeed,
+ * and the pool stays within its bound; a lookup whose deadline has passed
+ * ends at once, and its job finishes alone. */
+static atomic_uint resolve_peak;
+
+static void *resolve_one(void *arg)
+{
+    struct sockaddr_storage ss[4];
+    int n = weft_net_resolve("localhost", "80", ss, 4, weft_deadline_in(10000 * MS));
+    unsigned th = weft_blocking_threads(), peak = atomic_load(&resolve_peak);
+    while (th > peak && !atomic_compare_exchange_weak(&resolve_peak, &peak, th))
+        ;
+    return (void *)(intptr_t)n;
+}
+
+static void *resolve_main(void *arg)
+{
+    enum { N = 100 };
+    static weft_task t[N];
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(weft_task_spawn(&t[i], resolve_one, NULL, NULL), 0);
+    for (int i = 0; i < N; i++) {
+        void *r;
+        cr_assert_eq(weft_task_join(t[i], &r, WEFT_NEVER), 0);
+        cr_assert_gt((intptr_t)r, 0, "lookup %d: %d", i, (int)(intptr_t)r);
+    }
+    cr_assert_leq(atomic_load(&resolve_peak), 64u, "pool grew to %u threads",
+                  atomic_load(&resolve_peak));
+    /* A passed deadline: the answer if the job was that quick, else
+     * -ETIMEDOUT at once, the job finishing alone. */
+    struct sockaddr_storage ss[4];
+    int timed_out = 0;
+    for (int i = 0; i < 20; i++) {
+        int64_t t0 = weft_now();
+        int n = weft_net_resolve("localhost", "80", ss, 4, 0);
+        cr_assert(n > 0 || n == -ETIMEDOUT, "resolve with a passed deadline: %d", n);
+        cr_assert_lt(weft_now() - t0, 1000 * MS);
+        timed_out += n == -ETIMEDOUT;
+    }
+    cr_assert_gt(timed_out, 0);
+    return NULL;
+}
+
+Test(net, resolve_on_the_blocking_pool, .timeout = 60)
+{
+    run_main(4, resolve_main, NULL);
 }
 
 /* ---- errors: refused, reset, no SIGPIPE ------------------------------------------ */
@@ -169,6 +232,12 @@ static void *refused_main(void *arg)
 Test(net, refused_connection, .timeout = 30)
 {
     run_main(2, refused_main, NULL);
+}
+
+static void *foreign_write(void *arg)
+{
+    char x = 'x';
+    return (void *)(intptr_t)weft_io_write(*(int *)arg, &x, 1, -1, WEFT_NEVER);
 }
 
 static void *reset_main(void *arg)
@@ -197,6 +266,25 @@ static void *reset_main(void *arg)
     mh.msg_iovlen = 1;
     n = weft_io_sendmsg(c, &mh, 0, WEFT_NEVER);
     cr_assert(n == -EPIPE || n == -ECONNRESET, "sendmsg after reset: %zd", n);
+    /* write and writev reach the socket without MSG_NOSIGNAL: the worker
+     * threads block SIGPIPE, so they fail the same way. */
+    n = weft_io_write(c, buf, sizeof(buf), -1, WEFT_NEVER);
+    cr_assert(n == -EPIPE || n == -ECONNRESET, "write after reset: %zd", n);
+    n = weft_io_writev(c, &iov, 1, -1, WEFT_NEVER);
+    cr_assert(n == -EPIPE || n == -ECONNRESET, "writev after reset: %zd", n);
+    /* A pipe whose reader has gone. */
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    close(p[0]);
+    cr_assert_eq(weft_io_write(p[1], "x", 1, -1, WEFT_NEVER), -EPIPE);
+    close(p[1]);
+    /* A foreign thread's write to the dead socket. */
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, foreign_write, &c), 0);
+    void *fr;
+    cr_assert_eq(pthread_join(th, &fr), 0);
+    cr_assert((intptr_t)fr == -EPIPE || (intptr_t)fr == -ECONNRESET, "foreign write: %zd",
+              (ssize_t)(intptr_t)fr);
     weft_io_close(c);
     weft_io_close(lfd);
     return NULL;
@@ -204,6 +292,7 @@ static void *reset_main(void *arg)
 
 Test(net, reset_is_an_error_not_a_signal, .timeout = 30)
 {
+    signal(SIGPIPE, SIG_DFL);    /* a SIGPIPE would kill the test */
     run_main(2, reset_main, NULL);
 }
 
@@ -824,6 +913,101 @@ static void *msg_splice_main(void *arg)
 Test(net, recvmsg_sendmsg_splice, .timeout = 30)
 {
     run_main(2, msg_splice_main, NULL);
+}
+
+/* A splice blocked in the kernel's io-wq ignores deadlines and cancels,
+ * so weft_io_splice never issues one that can block (io.c): into a
+ * blocking socket whose send buffer is full it times out like any op,
+ * with room it moves what fits, and no byte is lost or doubled; from an
+ * empty blocking socket, SPLICE_F_NONBLOCK is -EAGAIN at once. TCP and
+ * Unix sockets. */
+struct splice_drain {
+    int fd;
+    size_t want;
+};
+
+static void *splice_drain(void *arg)
+{
+    struct splice_drain *d = arg;
+    static char buf[65536];
+    size_t got = 0;
+    while (got < d->want) {
+        ssize_t n = weft_io_recv(d->fd, buf, sizeof(buf), 0, weft_deadline_in(10000 * MS));
+        cr_assert_gt(n, 0, "drain: %zd", n);
+        for (ssize_t i = 0; i < n; i++)
+            cr_assert_eq((unsigned char)buf[i], (unsigned char)((got + (size_t)i) % 251));
+        got += (size_t)n;
+    }
+    return NULL;
+}
+
+static void splice_into_full_socket(int tx, int rx)
+{
+    /* Fill tx's send path (nobody reads rx yet), counting the bytes. */
+    static char pat[65536];
+    size_t sent = 0;
+    int fl = fcntl(tx, F_GETFL);
+    cr_assert_eq(fcntl(tx, F_SETFL, fl | O_NONBLOCK), 0);
+    for (;;) {
+        for (size_t i = 0; i < sizeof(pat); i++)
+            pat[i] = (char)((sent + i) % 251);
+        ssize_t n = write(tx, pat, sizeof(pat));
+        if (n <= 0)
+            break;
+        sent += (size_t)n;
+    }
+    cr_assert_eq(fcntl(tx, F_SETFL, fl), 0);     /* blocking again */
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    size_t piped = 60000;
+    for (size_t i = 0; i < piped; i++)
+        pat[i] = (char)((sent + i) % 251);
+    cr_assert_eq(write(p[1], pat, piped), (ssize_t)piped);
+    int64_t d = weft_deadline_in(50 * MS);
+    cr_assert_eq(weft_io_splice(p[0], -1, tx, -1, piped, 0, d), -ETIMEDOUT);
+    cr_assert_lt(weft_now() - d, 1000 * MS);
+    cr_assert_eq(weft_io_splice(p[0], -1, tx, -1, piped, SPLICE_F_NONBLOCK, WEFT_NEVER), -EAGAIN);
+    /* A reader makes room: the pipe's bytes all get through, in order. */
+    struct splice_drain dr = { rx, sent + piped };
+    weft_task t;
+    cr_assert_eq(weft_task_spawn(&t, splice_drain, &dr, NULL), 0);
+    for (size_t moved = 0; moved < piped;) {
+        ssize_t n = weft_io_splice(p[0], -1, tx, -1, piped - moved, 0,
+                                   weft_deadline_in(10000 * MS));
+        cr_assert_gt(n, 0, "splice: %zd", n);
+        moved += (size_t)n;
+    }
+    cr_assert_eq(weft_task_join(t, NULL, WEFT_NEVER), 0);
+    /* Nothing to read from a blocking socket: a non-blocking splice. */
+    int64_t t0 = weft_now();
+    cr_assert_eq(weft_io_splice(rx, -1, p[1], -1, 100, SPLICE_F_NONBLOCK, WEFT_NEVER), -EAGAIN);
+    cr_assert_lt(weft_now() - t0, 1000 * MS);
+    close(p[0]);
+    close(p[1]);
+}
+
+static void *splice_full_main(void *arg)
+{
+    char addr[64];
+    int lfd = listen_any_port("127.0.0.1", addr, sizeof(addr));
+    int c = weft_net_dial(addr, 0, WEFT_NEVER);
+    int s = weft_io_accept(lfd, NULL, NULL, 0, weft_deadline_in(5000 * MS));
+    cr_assert(c >= 0 && s >= 0);
+    splice_into_full_socket(c, s);
+    close(c);
+    close(s);
+    close(lfd);
+    int sp[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    splice_into_full_socket(sp[0], sp[1]);
+    close(sp[0]);
+    close(sp[1]);
+    return NULL;
+}
+
+Test(net, splice_never_blocks_in_the_kernel, .timeout = 30)
+{
+    run_main(2, splice_full_main, NULL);
 }
 
 Test(net, foreign_thread_dial_and_echo, .timeout = 30)
