@@ -25,6 +25,7 @@
 
 #include "weft.h"
 #include "tests/helpers.h"
+#include "tests/kernel.h"
 
 #define MS 1000000LL
 
@@ -480,6 +481,14 @@ Test(net, emfile_accept_loop_backs_off, .timeout = 30)
     run_main(4, emfile_main, NULL);
 }
 
+Test(net, emfile_accept_loop_backs_off_single_shot, .timeout = 30)
+{
+    atomic_store(&emfile_handled, 0);
+    setenv("WEFT_NO_MULTISHOT", "1", 1);
+    run_main(4, emfile_main, NULL);
+    unsetenv("WEFT_NO_MULTISHOT");
+}
+
 /* ---- many connections, byte-exact ----------------------------------------------------- */
 
 struct client {
@@ -606,6 +615,8 @@ static void *burst_main(void *arg)
 
 Test(net, serve_burst_cancel_deadline, .timeout = 30)
 {
+    if (!test_kernel_has_multishot_accept())
+        cr_skip_test("kernel lacks multishot accept (5.19): the _single_shot test covers the fallback");
     run_main(4, burst_main, NULL);
 }
 
@@ -715,6 +726,8 @@ static void *mrecv_main(void *arg)
 
 Test(net, mrecv_stream_cancel_deadline, .timeout = 30)
 {
+    if (!test_kernel_has_multishot_recv())
+        cr_skip_test("kernel lacks multishot recv (6.0): the _fallback test covers weft_io_recv");
     run_main(4, mrecv_main, NULL);
 }
 
@@ -809,6 +822,8 @@ static void *mrecv_race_main(void *arg)
 
 Test(net, mrecv_handoff_races_deadline_and_cancel, .timeout = 60)
 {
+    if (!test_kernel_has_multishot_recv())
+        cr_skip_test("kernel lacks multishot recv (6.0): nothing is handed off");
     run_main(4, mrecv_race_main, NULL);
     run_main(1, mrecv_race_main, NULL);
 }
