@@ -1,96 +1,99 @@
 /* timer.c — see timer.h. */
 #include "sched/timer.h"
-#include "alloc/mem.h"
 
-#include <errno.h>
 #include <string.h>
 
 static void set_earliest(struct weft__timer_heap *h)
 {
     /* relaxed: a hint for the owner's ring wait; the owner re-reads it under
      * the lock in weft__timer_run before trusting it. */
-    atomic_store_explicit(&h->earliest, h->len ? h->v[0]->deadline : INT64_MAX,
+    atomic_store_explicit(&h->earliest, h->root ? h->root->deadline : INT64_MAX,
                           memory_order_relaxed);
 }
 
-static void place(struct weft__timer_heap *h, uint32_t i, struct weft__timer *t)
+/* Meld two heaps whose roots @a and @b have no siblings: the later root
+ * becomes the earlier one's first child. */
+static struct weft__timer *meld(struct weft__timer *a, struct weft__timer *b)
 {
-    h->v[i] = t;
-    t->idx = i;
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    if (b->deadline < a->deadline) {
+        struct weft__timer *t = a;
+        a = b;
+        b = t;
+    }
+    b->next = a->child;
+    if (a->child)
+        a->child->prev = b;
+    b->prev = a;
+    a->child = b;
+    return a;
 }
 
-static void sift_up(struct weft__timer_heap *h, uint32_t i)
+/* One heap from the sibling list starting at @first (a removed node's
+ * children), in the two passes of timer.h, without recursion. */
+static struct weft__timer *merge_pairs(struct weft__timer *first)
 {
-    struct weft__timer *t = h->v[i];
-    while (i > 0) {
-        uint32_t parent = (i - 1) / 2;
-        if (h->v[parent]->deadline <= t->deadline)
-            break;
-        place(h, i, h->v[parent]);
-        i = parent;
+    struct weft__timer *done = NULL;   /* pass 1's results, rightmost on top */
+    while (first) {
+        struct weft__timer *a = first, *b = a->next;
+        first = b ? b->next : NULL;
+        a->next = a->prev = NULL;
+        if (b)
+            b->next = b->prev = NULL;
+        struct weft__timer *m = meld(a, b);
+        m->next = done;
+        done = m;
     }
-    place(h, i, t);
+    struct weft__timer *root = NULL;
+    while (done) {
+        struct weft__timer *n = done->next;
+        done->next = NULL;
+        root = meld(root, done);
+        done = n;
+    }
+    return root;
 }
 
-static void sift_down(struct weft__timer_heap *h, uint32_t i)
+/* Take @t out of @h (under the lock). */
+static void cut(struct weft__timer_heap *h, struct weft__timer *t)
 {
-    struct weft__timer *t = h->v[i];
-    for (;;) {
-        uint32_t c = 2 * i + 1;
-        if (c >= h->len)
-            break;
-        if (c + 1 < h->len && h->v[c + 1]->deadline < h->v[c]->deadline)
-            c++;
-        if (t->deadline <= h->v[c]->deadline)
-            break;
-        place(h, i, h->v[c]);
-        i = c;
+    struct weft__timer *kids = t->child;
+    t->child = NULL;
+    if (t == h->root) {
+        h->root = merge_pairs(kids);
+        return;
     }
-    place(h, i, t);
-}
-
-static void remove_at(struct weft__timer_heap *h, uint32_t i)
-{
-    struct weft__timer *last = h->v[--h->len];
-    if (i < h->len) {
-        place(h, i, last);
-        sift_down(h, i);
-        sift_up(h, last->idx);
-    }
+    if (t->prev->child == t)           /* first child: prev is the parent */
+        t->prev->child = t->next;
+    else
+        t->prev->next = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->next = t->prev = NULL;
+    h->root = meld(h->root, merge_pairs(kids));
 }
 
 int weft__timer_heap_init(struct weft__timer_heap *h)
 {
     memset(h, 0, sizeof(*h));
-    h->cap = 64;
-    h->v = weft__mem_alloc(sizeof(*h->v) * h->cap);
     atomic_init(&h->earliest, INT64_MAX);
-    return h->v ? 0 : -ENOMEM;
+    return 0;
 }
 
 void weft__timer_heap_destroy(struct weft__timer_heap *h)
 {
-    weft__mem_free(h->v, sizeof(*h->v) * h->cap);
-    h->v = NULL;
+    h->root = NULL;           /* the timers are their owners' memory */
 }
 
 int weft__timer_arm(struct weft__timer_heap *h, struct weft__timer *t)
 {
+    t->child = t->next = t->prev = NULL;
     weft__spin_lock(&h->lock);
-    if (h->len == h->cap) {
-        struct weft__timer **v = weft__mem_alloc(sizeof(*v) * h->cap * 2);
-        if (!v) {
-            weft__spin_unlock(&h->lock);
-            return -ENOMEM;
-        }
-        memcpy(v, h->v, sizeof(*v) * h->len);
-        weft__mem_free(h->v, sizeof(*v) * h->cap);
-        h->v = v;
-        h->cap *= 2;
-    }
     __atomic_store_n(&t->heap, h, __ATOMIC_RELAXED); /* the lock publishes it */
-    place(h, h->len++, t);
-    sift_up(h, t->idx);
+    h->root = meld(h->root, t);
     set_earliest(h);
     weft__spin_unlock(&h->lock);
     return 0;
@@ -109,7 +112,7 @@ bool weft__timer_disarm(struct weft__timer *t)
     weft__spin_lock(&h->lock);
     bool pending = __atomic_load_n(&t->heap, __ATOMIC_RELAXED) == h;
     if (pending) {
-        remove_at(h, t->idx);
+        cut(h, t);
         __atomic_store_n(&t->heap, NULL, __ATOMIC_RELAXED); /* under the lock */
         set_earliest(h);
     }
@@ -129,9 +132,9 @@ void weft__timer_run(struct weft__timer_heap *h, int64_t now)
     weft__spin_lock(&h->lock);
     for (;;) {
         unsigned n = 0;
-        while (n < 64 && h->len && h->v[0]->deadline <= now) {
-            batch[n++] = h->v[0];
-            remove_at(h, 0);
+        while (n < 64 && h->root && h->root->deadline <= now) {
+            batch[n] = h->root;
+            cut(h, batch[n++]);
         }
         if (!n)
             break;
