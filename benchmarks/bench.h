@@ -3,8 +3,11 @@
  *
  * A sub-command measures one workload: bench_run() calls its body `reps`
  * times inside one weft_run (the first, cold, run included) and prints one
- * line: bench=NAME workers=W n=N ms=T ns_per_op=X cold_ms=C reps=R
- * where ms and ns_per_op are the medians over the repetitions.
+ * line: bench=NAME runtime=weft workers=W n=N ms=T ns_per_op=X cold_ms=C
+ * reps=R ops=O steals=S parks=P wakeups=K, where ms and ns_per_op are the
+ * medians over the repetitions (cold one included), cold_ms the first, ops
+ * what ns_per_op divides by, and the last three the runtime's counters
+ * (weft_stats) at the end.
  * A body returns 0, or non-zero when its correctness check failed (then
  * weft-bench exits with status 1 and prints no figure).
  */

@@ -58,7 +58,7 @@ int64_t weft_deadline_in(int64_t ns);
  * @workers:     worker threads; 0 = the number of CPUs the process may use
  *              (sched_getaffinity). At most WEFT_MAX_WORKERS.
  * @stack_size:  default task stack size in bytes, rounded up to pages;
- *              0 = WEFT_STACK_DEFAULT. At least WEFT_STACK_MIN.
+ *              0 = WEFT_STACK_DEFAULT. WEFT_STACK_MIN to WEFT_STACK_MAX.
  * @pin_workers: pin worker i to the i-th CPU the process may use.
  */
 typedef struct weft_config {
@@ -70,6 +70,10 @@ typedef struct weft_config {
 #define WEFT_MAX_WORKERS   1024
 #define WEFT_STACK_MIN     (16u * 1024)
 #define WEFT_STACK_DEFAULT (128u * 1024)
+/* Above this a size is -EINVAL; it exceeds x86-64's user address space,
+ * and any size that cannot be mapped ends the task with -ENOMEM when it
+ * would first run. */
+#define WEFT_STACK_MAX     ((size_t)1 << 48)
 
 /**
  * weft_run - start the runtime, run @main_fn(@arg) as the main task, and
@@ -87,7 +91,7 @@ typedef struct weft_config {
  *
  * Returns 0, or:
  *  -EINVAL  @main_fn is NULL, or @cfg has too many workers or a stack size
- *           below WEFT_STACK_MIN.
+ *           outside WEFT_STACK_MIN..WEFT_STACK_MAX.
  *  -EBUSY   a runtime is already running in this process.
  *  -ENOMEM  memory or rings could not be had, or the main task got no
  *           stack (see docs/design.md on RLIMIT_MEMLOCK and
@@ -133,7 +137,8 @@ int weft_stats_get(weft_stats *out);
  * weft_task - a handle to a task, passed by value. It names one task for
  * that task's whole life: once the task is joined or detached and gone,
  * calls on the handle return -ESRCH (the runtime never mistakes a stale
- * handle for a newer task). A zeroed handle names no task.
+ * handle for a newer task, nor a handle kept from an earlier weft_run for
+ * a task of this one). A zeroed handle names no task.
  */
 typedef struct weft_task {
     void *ptr;          /* opaque: the runtime's task control block */
@@ -147,7 +152,8 @@ typedef void *(*weft_task_fn)(void *arg);
  * struct weft_task_opts - per-spawn options; NULL means every default.
  * @name:       copied (up to WEFT_TASK_NAME_MAX - 1 bytes); shown in stats
  *              and overflow reports. NULL = no name.
- * @stack_size: 0 = the runtime's default; else at least WEFT_STACK_MIN.
+ * @stack_size: 0 = the runtime's default; else WEFT_STACK_MIN to
+ *              WEFT_STACK_MAX, rounded up to pages.
  */
 typedef struct weft_task_opts {
     const char *name;
@@ -165,7 +171,8 @@ typedef struct weft_task_opts {
  *       NULL spawns the task detached.
  *
  * Returns 0, or:
- *  -EINVAL   @fn is NULL, or @opts->stack_size is below WEFT_STACK_MIN.
+ *  -EINVAL   @fn is NULL, or @opts->stack_size is outside
+ *            WEFT_STACK_MIN..WEFT_STACK_MAX.
  *  -ENOMEM   no memory for the control block.
  *  -ESRCH    no runtime is running, or (from a foreign thread) its main
  *            task has returned and it is shutting down.
@@ -236,8 +243,9 @@ int weft_task_name(weft_task t, char *buf, size_t len);
 /**
  * weft_yield - let every other runnable task on this worker run before the
  * caller continues (asyncio.sleep(0)). Returns 0, or -ECANCELED if the
- * calling task has been cancelled. Outside a task it calls sched_yield()
- * and returns 0. Any thread.
+ * calling task has been cancelled (it still yields first, so a loop that
+ * ignores the result cannot starve the rest of its worker). Outside a task
+ * it calls sched_yield() and returns 0. Any thread.
  */
 int weft_yield(void);
 

@@ -38,7 +38,6 @@
 #include "sched/worker.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define HIGH (256u * 1024)
@@ -71,12 +70,12 @@ static bool room_locked(struct weft_mrecv *m, size_t n)
     size_t cap = m->cap ? m->cap : 16384;
     while (cap < m->len + n)
         cap *= 2;
-    char *q = malloc(cap);
+    char *q = weft__mem_alloc(cap);
     if (!q)
         return false;
     if (m->len)
         memcpy(q, m->q + m->head, m->len);
-    free(m->q);
+    weft__mem_free(m->q, m->cap);
     m->q = q;
     m->cap = cap;
     m->head = 0;
@@ -225,6 +224,6 @@ void weft_mrecv_free(weft_mrecv *m)
     if (!m)
         return;
     weft__ms_stop(&m->ms);
-    free(m->q);
+    weft__mem_free(m->q, m->cap);
     weft__mem_free(m, sizeof(*m));
 }

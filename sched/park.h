@@ -4,7 +4,8 @@
  *
  * A worker that runs out of local work may become a *searcher* (it spins
  * over the other workers' deques and the injection queue, stealing), but at
- * most half of the workers search at once, so idle CPUs are not all burned
+ * most half of the workers (rounded up: the one of one, two of three) search
+ * at once, so idle CPUs are not all burned
  * on spinning. A searcher that finds nothing *parks*: it sleeps in its ring.
  *
  * The protocol (the same "delicate dance" as Go's proc.go):

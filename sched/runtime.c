@@ -128,11 +128,23 @@ static void *root_main(void *arg)
 
         if (weft__runtime_live(rt) != 0)
             continue;
-        /* No foreign spawn is half done while we hold the write lock. Only
-         * try it: a foreign thread may hold the read lock across a join
-         * whose task waits in this very worker's queue, and a worker that
-         * blocks here would never run it. Look again shortly instead. */
-        if (pthread_rwlock_trywrlock(&g_rt_lock) != 0) {
+        /* No foreign spawn is half done while we hold the write lock. Wait
+         * for it only briefly: a foreign thread may hold the read lock
+         * across a join whose task waits in this very worker's queue, and
+         * a worker that blocks here would never run it; so after 1 ms, nap
+         * (the worker runs that task) and look again. A timed wait rather
+         * than a try: while a writer waits, this writer-preferring lock
+         * turns new readers away, so foreign threads that keep taking it
+         * (a loop of weft_task_name calls) cannot starve the shutdown, as
+         * they could a trylock that needs a moment with no reader at all. */
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        if (pthread_rwlock_clockwrlock(&g_rt_lock, CLOCK_MONOTONIC, &until) != 0) {
             root_nap(1000000);
             continue;
         }
@@ -207,7 +219,7 @@ int weft_run(const weft_config *cfg, weft_task_fn main_fn, void *arg, void **res
 {
     weft_config c = cfg ? *cfg : (weft_config){ 0 };
     if (!main_fn || c.workers > WEFT_MAX_WORKERS ||
-        (c.stack_size && c.stack_size < WEFT_STACK_MIN))
+        (c.stack_size && (c.stack_size < WEFT_STACK_MIN || c.stack_size > WEFT_STACK_MAX)))
         return -EINVAL;
     if (weft__worker_current() || pthread_mutex_trylock(&g_run_lock) != 0)
         return -EBUSY;
@@ -219,6 +231,9 @@ int weft_run(const weft_config *cfg, weft_task_fn main_fn, void *arg, void **res
         goto out_unlock;
     rt->nworkers = c.workers ? c.workers : cpus_allowed();
     rt->stack_size = weft__stack_round(c.stack_size ? c.stack_size : WEFT_STACK_DEFAULT);
+    /* Under g_run_lock: runs are numbered one after another (task.h). */
+    static uint16_t run_number;
+    rt->id_gen = (uint64_t)++run_number << WEFT__ID_GEN_SHIFT;
     rt->pin = c.pin_workers;
     rt->main_fn = main_fn;
     rt->main_arg = arg;
@@ -266,7 +281,7 @@ int weft_run(const weft_config *cfg, weft_task_fn main_fn, void *arg, void **res
         } else {
             weft__task_setup(root, root_main, rt, "weft-main", 0, WEFT__JOIN_DETACHED);
             root->is_root = true;
-            atomic_store_explicit(&root->id, WEFT__ROOT_ID, memory_order_relaxed);
+            atomic_store_explicit(&root->id, rt->id_gen | WEFT__ROOT_ID, memory_order_relaxed);
             rt->root = root;
             /* release: publishes every field above (pairs with
              * weft__runtime_get's acquire). */

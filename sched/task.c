@@ -177,10 +177,13 @@ static void cancel_if_live(void *obj, void *arg)
     /* acquire: pairs with spawn's release store of the id, so a live
      * task's fields are initialised when we look at them. */
     uint64_t id = atomic_load_explicit(&t->id, memory_order_acquire);
-    if (!id || id == WEFT__ROOT_ID)
+    if (!id || (id & WEFT__ID_LOW_MASK) == WEFT__ROOT_ID)
         return;
     weft__spin_lock(&t->lock);
-    if (atomic_load_explicit(&t->id, memory_order_relaxed) && t->join != WEFT__JOIN_FINISHED) {
+    /* acquire, as above: the TCB may have been recycled for a new task
+     * since the first look, and its setup must be visible before we read
+     * join or write cancelled. */
+    if (atomic_load_explicit(&t->id, memory_order_acquire) && t->join != WEFT__JOIN_FINISHED) {
         if (!cw->second)
             cw->recheck |= cancel_locked(t);
         else if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
@@ -304,7 +307,7 @@ int weft_task_spawn(weft_task *out, weft_task_fn fn, void *arg, const weft_task_
         return -EINVAL;
     size_t stack_size = 0;
     if (opts && opts->stack_size) {
-        if (opts->stack_size < WEFT_STACK_MIN)
+        if (opts->stack_size < WEFT_STACK_MIN || opts->stack_size > WEFT_STACK_MAX)
             return -EINVAL;
         stack_size = weft__stack_round(opts->stack_size);
     }
@@ -321,9 +324,10 @@ int weft_task_spawn(weft_task *out, weft_task_fn fn, void *arg, const weft_task_
             weft__runtime_leave();
         return -ENOMEM;
     }
-    uint64_t id = w ? (++w->id_seq << 11) | (w->index + 1)
-                    : (atomic_fetch_add_explicit(&rt->foreign_id_seq, 1,
-                                                 memory_order_relaxed) + 1) << 11;
+    uint64_t seq = w ? (++w->id_seq << 11) | (w->index + 1)
+                     : (atomic_fetch_add_explicit(&rt->foreign_id_seq, 1,
+                                                  memory_order_relaxed) + 1) << 11;
+    uint64_t id = rt->id_gen | (seq & WEFT__ID_LOW_MASK);
     weft__task_setup(t, fn, arg, opts ? opts->name : NULL, stack_size,
                      out ? 0 : WEFT__JOIN_DETACHED);
     /* release: a handle check that reads this id sees the fields above. */
@@ -349,7 +353,11 @@ int weft_task_spawn(weft_task *out, weft_task_fn fn, void *arg, const weft_task_
 static struct weft__task *lock_handle(weft_task h)
 {
     struct weft__task *t = h.ptr;
-    if (!t || !h.id || atomic_load_explicit(&t->id, memory_order_acquire) != h.id)
+    /* A handle of another run: its TCB may be freed memory (task.h). */
+    struct weft__runtime *rt = weft__runtime_get();
+    if (!t || !h.id || !rt || (h.id & ~WEFT__ID_LOW_MASK) != rt->id_gen)
+        return NULL;
+    if (atomic_load_explicit(&t->id, memory_order_acquire) != h.id)
         return NULL;
     weft__spin_lock(&t->lock);
     if (atomic_load_explicit(&t->id, memory_order_relaxed) != h.id) {

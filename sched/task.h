@@ -108,10 +108,15 @@ struct weft__join_hook {
 int weft__task_join_hook(weft_task h, struct weft__join_hook *hook, void **result,
                          int *error);
 
-/* Task ids: (sequence << 11) | (worker index + 1), or (sequence << 11) for
- * tasks spawned by foreign threads, sequences starting at 1; 0 marks a free
- * TCB and 1 is the root task (the runtime's main wrapper). */
-#define WEFT__ROOT_ID ((uint64_t)1)
+/* Task ids: the run's generation in bits 48-63 (weft_run numbers its runs,
+ * so a handle kept from an earlier run is refused by its id alone, before
+ * its pointer, into memory that run freed, is touched); below it
+ * (sequence << 11) | (worker index + 1), or (sequence << 11) for tasks
+ * spawned by foreign threads, sequences starting at 1. 0 marks a free TCB;
+ * low bits 1 are the root task (the runtime's main wrapper). */
+#define WEFT__ID_GEN_SHIFT 48
+#define WEFT__ID_LOW_MASK  (((uint64_t)1 << WEFT__ID_GEN_SHIFT) - 1)
+#define WEFT__ROOT_ID      ((uint64_t)1)   /* the low bits */
 
 /* 104 bytes in normal builds: two cache lines per task (the pool rounds
  * to 64), so a million unstarted tasks take 128 MB. */

@@ -4,7 +4,7 @@
  *
  * Glossary
  *   task    a function with its own stack, suspended and resumed by weft
- *           (task.h). Cheap: a ~200-byte control block until it first runs.
+ *           (task.h). Cheap: a 128-byte control block until it first runs.
  *   worker  an OS thread pinned (optionally) to a core; it owns a deque of
  *           runnable tasks, a LIFO slot, a stack pool, a timer heap and an
  *           io_uring ring.
@@ -243,6 +243,10 @@ static struct weft__task *take_inject(struct weft__worker *w, size_t max)
         nx = t->next;
         push_local(w, t);
     }
+    /* A batch beyond the one we run is stealable now: as for any push,
+     * let an idle worker know (a burst from foreign threads spreads). */
+    if (n > 1 && rt->nworkers > 1)
+        notify(rt, w);
     return first;
 }
 
@@ -619,8 +623,10 @@ int weft_yield(void)
         sched_yield();
         return 0;
     }
-    if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
-        return -ECANCELED;
+    /* A cancelled task still yields (then reports -ECANCELED): a loop
+     * that ignores the result must not keep the rest of this worker, or
+     * the shutdown waiting for it, from running. */
+    int rc = atomic_load_explicit(&t->cancelled, memory_order_relaxed) ? -ECANCELED : 0;
     /* The yield FIFO is this worker's alone, and only this thread pops it
      * after the switch below completes, so queueing before the switch is
      * safe (unlike a stealable queue). */
@@ -631,7 +637,7 @@ int weft_yield(void)
         w->yield_head = t;
     w->yield_tail = t;
     switch_away(w, WEFT__SW_NONE);
-    return 0;
+    return rc;
 }
 
 /* Finish the park of @prev, whose context is now saved: mark it SUSPENDED,

@@ -101,6 +101,7 @@ struct weft__runtime {
     struct weft__spinlock foreign_lock;  /* guards foreign_tcbs */
     struct weft__objpool foreign_tcbs;   /* TCBs spawned by foreign threads */
     _Atomic uint64_t foreign_id_seq;
+    uint64_t id_gen;                     /* this run's number << WEFT__ID_GEN_SHIFT */
     _Atomic uint64_t foreign_spawned;
     struct weft__waiter *quiesce_waiter; /* storage for `quiesce` (runtime.c) */
     _Atomic unsigned started;            /* workers that finished setup */

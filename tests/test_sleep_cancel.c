@@ -163,6 +163,49 @@ Test(cancel, pending_and_later_waits_return_ecanceled, .timeout = 30)
     cr_assert_eq(weft_run(&cfg, cancel_main, NULL, NULL), 0);
 }
 
+/* A cancelled task's weft_yield still yields: a loop that ignores the
+ * result (polling a flag) must let the task that sets the flag run, on
+ * one worker too. (It used to return at once without switching, and this
+ * test hung.) */
+static atomic_int poll_flag;
+
+static void *poll_until_flag(void *arg)
+{
+    while (!atomic_load(&poll_flag))
+        weft_yield();
+    return NULL;
+}
+
+/* Sets the flag after a sleep: its timer runs only when the worker gets
+ * back to its loop, which a yield loop reaches every WEFT__FAIR_TICKS. */
+static void *set_flag_later(void *arg)
+{
+    weft_sleep(5000000);
+    atomic_store(&poll_flag, 1);
+    return NULL;
+}
+
+static void *cancelled_yield_main(void *arg)
+{
+    atomic_store(&poll_flag, 0);
+    weft_task a, b;
+    cr_assert_eq(weft_task_spawn(&b, set_flag_later, NULL, NULL), 0);
+    cr_assert_eq(weft_task_spawn(&a, poll_until_flag, NULL, NULL), 0);
+    weft_yield();                        /* both start */
+    cr_assert_eq(weft_task_cancel(a), 0);
+    cr_assert_eq(weft_task_join(a, NULL, WEFT_NEVER), 0);
+    cr_assert_eq(weft_task_join(b, NULL, WEFT_NEVER), 0);
+    cr_assert_eq(atomic_load(&poll_flag), 1);
+    return NULL;
+}
+
+Test(cancel, cancelled_yield_still_lets_others_run, .timeout = 30)
+{
+    weft_config one = { .workers = 1 }, four = { .workers = 4 };
+    cr_assert_eq(weft_run(&one, cancelled_yield_main, NULL, NULL), 0);
+    cr_assert_eq(weft_run(&four, cancelled_yield_main, NULL, NULL), 0);
+}
+
 static void *sleeper_fn_20ms(void *arg)
 {
     return (void *)(intptr_t)weft_sleep(20000000);

@@ -32,9 +32,18 @@ Test(run, rejects_bad_config, .timeout = 30)
 {
     weft_config too_many = { .workers = WEFT_MAX_WORKERS + 1 };
     weft_config small_stack = { .workers = 1, .stack_size = 1024 };
+    weft_config huge_stack = { .workers = 1, .stack_size = SIZE_MAX };   /* rounds to 0 */
+    weft_config big_stack = { .workers = 1, .stack_size = WEFT_STACK_MAX + 1 };
     cr_assert_eq(weft_run(NULL, NULL, NULL, NULL), -EINVAL);
     cr_assert_eq(weft_run(&too_many, ret_arg, NULL, NULL), -EINVAL);
     cr_assert_eq(weft_run(&small_stack, ret_arg, NULL, NULL), -EINVAL);
+    cr_assert_eq(weft_run(&huge_stack, ret_arg, NULL, NULL), -EINVAL);
+    cr_assert_eq(weft_run(&big_stack, ret_arg, NULL, NULL), -EINVAL);
+    /* A valid size other than the default, with pinned workers. */
+    weft_config custom = { .workers = 2, .stack_size = 64 * 1024 + 1, .pin_workers = true };
+    void *r = NULL;
+    cr_assert_eq(weft_run(&custom, ret_arg, (void *)7, &r), 0);
+    cr_assert_eq(r, (void *)7);
 }
 
 static void *nested_run(void *arg)
@@ -70,6 +79,88 @@ static void *spawn_some(void *arg)
     return (void *)sum;
 }
 
+/* Foreign threads that keep taking the runtime's read lock (each call on
+ * a handle holds it) must not keep the shutdown from taking the write
+ * lock: weft_run returns promptly after main does. */
+static atomic_int hammer_stop;
+static weft_task hammer_target;
+
+static void *hammer(void *arg)
+{
+    char name[WEFT_TASK_NAME_MAX];
+    weft_stats st;
+    while (!atomic_load(&hammer_stop)) {
+        weft_task_name(hammer_target, name, sizeof(name));
+        weft_stats_get(&st);
+    }
+    return NULL;
+}
+
+static void *hammered_main(void *arg)
+{
+    hammer_target = weft_task_self();
+    weft_sleep(20000000);
+    return NULL;
+}
+
+Test(run, shutdown_not_starved_by_foreign_calls, .timeout = 30)
+{
+    enum { T = 4 };
+    pthread_t th[T];
+    atomic_store(&hammer_stop, 0);
+    for (int i = 0; i < T; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, hammer, NULL), 0);
+    for (int round = 0; round < 5; round++) {
+        weft_config cfg = { .workers = 2 };
+        int64_t t0 = weft_now();
+        cr_assert_eq(weft_run(&cfg, hammered_main, NULL, NULL), 0);
+        cr_assert_lt(weft_now() - t0, 3000000000LL, "weft_run took %lld ms",
+                     (long long)((weft_now() - t0) / 1000000));
+    }
+    atomic_store(&hammer_stop, 1);
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+}
+
+/* A handle kept from an earlier run names no task in a later one (its
+ * TCB was freed with that run): every call on it is -ESRCH, and nothing
+ * touches the old memory (ASan would report a use after free). */
+static weft_task old_handles[3];
+
+static void *keep_handles_main(void *arg)
+{
+    cr_assert_eq(weft_task_spawn(&old_handles[0], ret_arg, NULL, NULL), 0);
+    cr_assert_eq(weft_task_join(old_handles[0], NULL, WEFT_NEVER), 0);  /* joined */
+    cr_assert_eq(weft_task_spawn(&old_handles[1], ret_arg, NULL, NULL), 0);
+    cr_assert_eq(weft_task_detach(old_handles[1]), 0);                  /* detached */
+    old_handles[2] = weft_task_self();                                  /* the root */
+    return NULL;
+}
+
+static void *use_old_handles_main(void *arg)
+{
+    /* New tasks, so that recycled memory could look alive. */
+    weft_task fresh[64];
+    for (int i = 0; i < 64; i++)
+        cr_assert_eq(weft_task_spawn(&fresh[i], ret_arg, NULL, NULL), 0);
+    char name[WEFT_TASK_NAME_MAX];
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(weft_task_join(old_handles[i], NULL, 0), -ESRCH, "handle %d", i);
+        cr_assert_eq(weft_task_detach(old_handles[i]), -ESRCH, "handle %d", i);
+        cr_assert_eq(weft_task_cancel(old_handles[i]), -ESRCH, "handle %d", i);
+        cr_assert_eq(weft_task_name(old_handles[i], name, sizeof(name)), -ESRCH, "handle %d", i);
+    }
+    for (int i = 0; i < 64; i++)
+        cr_assert_eq(weft_task_join(fresh[i], NULL, WEFT_NEVER), 0);
+    return NULL;
+}
+
+Test(run, handles_of_an_earlier_run_are_stale, .timeout = 30)
+{
+    cr_assert_eq(weft_run(NULL, keep_handles_main, NULL, NULL), 0);
+    cr_assert_eq(weft_run(NULL, use_old_handles_main, NULL, NULL), 0);
+}
+
 Test(run, repeated_runs_do_not_leak, .timeout = 120)
 {
     /* Warm up allocator caches, then many runs must not grow the heap.
@@ -97,6 +188,10 @@ static void *errors_main(void *arg)
     cr_assert_eq(weft_task_spawn(&t, NULL, NULL, NULL), -EINVAL);
     weft_task_opts tiny = { .stack_size = 100 };
     cr_assert_eq(weft_task_spawn(&t, ret_arg, NULL, &tiny), -EINVAL);
+    weft_task_opts huge = { .stack_size = SIZE_MAX };     /* would round to 0 */
+    cr_assert_eq(weft_task_spawn(&t, ret_arg, NULL, &huge), -EINVAL);
+    huge.stack_size = WEFT_STACK_MAX + 1;
+    cr_assert_eq(weft_task_spawn(&t, ret_arg, NULL, &huge), -EINVAL);
 
     /* join yourself */
     cr_assert_eq(weft_task_join(weft_task_self(), NULL, WEFT_NEVER), -EDEADLK);
