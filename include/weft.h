@@ -280,12 +280,27 @@ int weft_sleep(int64_t ns);
  * dropped then). Whoever may still call a weft_future_* function on a
  * future must hold a reference, for example the foreign thread that will
  * complete it. Every call below may be made from any thread (a task or a
- * foreign thread) unless it says otherwise.
+ * foreign thread) unless it says otherwise. A NULL future gives -EINVAL
+ * (weft_future_state_get: WEFT_FUTURE_INVALID; retain and release: ignored).
+ *
+ * Cancellation points, for weft_future_await here and for every call in
+ * this header that waits in sync/ (channels, select, synchronisation,
+ * wait/gather, the blocking pool's run, generators): a call that may wait —
+ * one given a deadline other than 0 — is a cancellation point. In a task
+ * that has been cancelled (weft_task_cancel) it returns -ECANCELED at once,
+ * before it looks at its object, even when it could complete without
+ * waiting; it then takes, consumes and changes nothing. A call given
+ * deadline 0 is a poll, as the try_* calls are, and ignores cancellation,
+ * and so do the calls that never wait (set, fail, cancel, unlock, release,
+ * close...). weft_group_wait and weft_gen_close are the exceptions: they
+ * exist to wait for tasks to return and do that even in a cancelled task
+ * (see there). Foreign threads are never cancelled.
  */
 typedef struct weft_future weft_future;
 
-/** The outcome a future holds; see weft_future_state(). */
+/** The outcome a future holds; see weft_future_state_get(). */
 typedef enum weft_future_state {
+    WEFT_FUTURE_INVALID = -22, /* -EINVAL: weft_future_state_get(NULL) */
     WEFT_FUTURE_PENDING = 0,   /* not completed yet */
     WEFT_FUTURE_VALUE,         /* weft_future_set() won */
     WEFT_FUTURE_ERROR,         /* weft_future_fail() won */
@@ -300,7 +315,7 @@ typedef enum weft_future_state {
  */
 int weft_future_new(weft_future **out);
 
-/** weft_future_retain - add a reference to @f. Any thread. */
+/** weft_future_retain - add a reference to @f (NULL is ignored). Any thread. */
 void weft_future_retain(weft_future *f);
 
 /**
@@ -314,23 +329,24 @@ void weft_future_release(weft_future *f);
  * weft_future_set - complete @f with @value and wake every awaiter; then
  * run the done-callbacks on the calling thread.
  * Returns 0, or -EALREADY if @f was already completed or cancelled (the
- * value is then not delivered to anyone). Any thread.
+ * value is then not delivered to anyone), -EINVAL (@f NULL). Never waits
+ * and is not a cancellation point. Any thread.
  */
 int weft_future_set(weft_future *f, void *value);
 
 /**
  * weft_future_fail - complete @f with the error @error (a negative errno
  * value, asyncio's set_exception); awaiters get @error as their return.
- * Returns 0, -EINVAL (@error >= 0), -EALREADY (already completed or
- * cancelled). Any thread.
+ * Returns 0, -EINVAL (@f NULL, @error >= 0), -EALREADY (already completed
+ * or cancelled). Any thread.
  */
 int weft_future_fail(weft_future *f, int error);
 
 /**
  * weft_future_cancel - cancel @f: awaiters get -ECANCELED. If @f was made
  * by weft_future_spawn, the task behind it is cancelled too.
- * Returns 0, or -EALREADY if @f was already completed or cancelled.
- * Any thread.
+ * Returns 0, or -EALREADY if @f was already completed or cancelled,
+ * -EINVAL (@f NULL). Any thread.
  */
 int weft_future_cancel(weft_future *f);
 
@@ -341,21 +357,26 @@ int weft_future_cancel(weft_future *f);
  *
  * Returns 0 and stores the value in *@value (if not NULL), or:
  *  the error given to weft_future_fail();
- *  -ECANCELED  @f was cancelled, or the calling task was (tell them apart
- *              with weft_future_state() or weft_task_cancelled());
- *  -ETIMEDOUT  @deadline passed first (@f may still complete later).
+ *  -ECANCELED  @f was cancelled, or the calling task was — before the call
+ *              (a deadline other than 0: at once, even if @f is done) or
+ *              while it waited (tell them apart with
+ *              weft_future_state_get() or weft_task_cancelled());
+ *  -ETIMEDOUT  @deadline passed first (@f may still complete later);
+ *  -EINVAL     @f NULL.
  * A future failed with -ECANCELED or -ETIMEDOUT reads the same; again
- * weft_future_state() tells. Any thread (a foreign thread blocks).
+ * weft_future_state_get() tells. Any thread (a foreign thread blocks).
  */
 int weft_future_await(weft_future *f, void **value, int64_t deadline);
 
-/** weft_future_state - @f's outcome so far (never waits). Any thread. */
+/** weft_future_state_get - @f's outcome so far (never waits), or
+ *  WEFT_FUTURE_INVALID (-EINVAL) for a NULL @f. Any thread. */
 weft_future_state weft_future_state_get(const weft_future *f);
 
 /**
  * weft_future_result - the outcome of a completed @f without waiting:
- * what weft_future_await would return, or -EAGAIN while it is pending.
- * Any thread.
+ * what weft_future_await would return, or -EAGAIN while it is pending,
+ * -EINVAL (@f NULL). Never waits and is not a cancellation point. Any
+ * thread.
  */
 int weft_future_result(const weft_future *f, void **value);
 
@@ -468,7 +489,11 @@ int weft_task_future(weft_task t, weft_future **out);
  * goes to another receiver or stays buffered.
  * Every call below may be made from any thread (a task or a foreign thread,
  * which blocks itself while waiting), concurrently with all the others,
- * except weft_chan_free.
+ * except weft_chan_free. weft_chan_send, weft_chan_recv and weft_select
+ * with a deadline other than 0 are cancellation points (see Futures): in a
+ * cancelled task they return -ECANCELED at once, even when an item, a
+ * slot or a peer is ready, and nothing is sent or taken; the try_* calls,
+ * deadline 0 and weft_chan_close never check.
  */
 typedef struct weft_chan weft_chan;
 
@@ -509,7 +534,8 @@ void weft_chan_free(weft_chan *c);
  * Returns 0 once the item is delivered or buffered, or:
  *  -EPIPE      @c is closed (or was closed while waiting: not delivered);
  *  -ETIMEDOUT  @deadline passed (not delivered);
- *  -ECANCELED  the calling task was cancelled (not delivered);
+ *  -ECANCELED  the calling task was cancelled, before the call (deadline
+ *              not 0) or while it waited (not delivered);
  *  -ENOMEM     an unbounded channel could not grow;
  *  -EINVAL     @c NULL, or @elem NULL with a non-zero element size.
  * Any thread.
@@ -520,8 +546,9 @@ int weft_chan_send(weft_chan *c, const void *elem, int64_t deadline);
  * weft_chan_recv - take the next element of @c into @out (@elem_size
  * bytes), waiting until one comes, @c is closed and drained, or @deadline.
  * Returns 0, or -EPIPE (closed and drained: the end of the channel),
- * -ETIMEDOUT, -ECANCELED (nothing was taken in these cases), -EINVAL.
- * Any thread.
+ * -ETIMEDOUT, -ECANCELED (cancelled before the call, deadline not 0, or
+ * while waiting) — nothing was taken in these cases — or -EINVAL (@c NULL,
+ * @out NULL with a non-zero element size). Any thread.
  */
 int weft_chan_recv(weft_chan *c, void *out, int64_t deadline);
 
@@ -545,10 +572,13 @@ int weft_chan_try_recv(weft_chan *c, void *out);
  */
 int weft_chan_close(weft_chan *c);
 
-/** weft_chan_len - the number of buffered elements (a snapshot). Any thread. */
+/** weft_chan_len - the number of buffered elements (a snapshot; 0 for a
+ *  NULL @c and for rendezvous channels). Any thread. */
 size_t weft_chan_len(weft_chan *c);
 
-/** weft_chan_closed - whether @c has been closed. Any thread. */
+/** weft_chan_closed - whether @c has been closed (a snapshot). false for a
+ *  NULL @c, which weft_select treats as a channel that never becomes
+ *  ready, closed included. Any thread. */
 bool weft_chan_closed(weft_chan *c);
 
 /** The most cases one weft_select() takes. */
@@ -581,9 +611,11 @@ typedef struct weft_select_case {
  * appear in several cases.
  * Returns the index of the case that completed (its @result says how), or
  * -ETIMEDOUT (nothing happened; a past deadline is a non-blocking select),
- * -ECANCELED, -ENOMEM (an unbounded channel could not grow), -EINVAL
- * (@cases NULL with @n > 0, @n > WEFT_SELECT_MAX, a bad @op, a NULL
- * @elem with a non-zero element size). Any thread.
+ * -ECANCELED (the calling task was cancelled: with a deadline other than
+ * 0, at once, before any case is tried, ready or not; or while waiting),
+ * -ENOMEM (an unbounded channel could not grow), -EINVAL (@cases NULL
+ * with @n > 0, @n > WEFT_SELECT_MAX, a bad @op, a NULL @elem with a
+ * non-zero element size). Any thread.
  */
 int weft_select(weft_select_case *cases, size_t n, int64_t deadline);
 
@@ -597,8 +629,14 @@ int weft_select(weft_select_case *cases, size_t n, int64_t deadline);
  * a foreign thread blocks itself. Every call may be made from any thread,
  * and every object may be shared between tasks and foreign threads. Each
  * object is created with *_new (0, -EINVAL for a NULL @out, -ENOMEM) and
- * freed with *_free once nobody uses it. Waiters are served in FIFO
- * order. Passing NULL for an object gives -EINVAL where an int is returned.
+ * freed with *_free once nobody uses it (NULL is ignored). Waiters are
+ * served in FIFO order. Passing NULL for an object gives -EINVAL where an
+ * int is returned, 0 or false from the getters. The waiting calls (lock,
+ * acquire, wait) given a deadline other than 0 are cancellation points (see
+ * Futures): in a cancelled task they return -ECANCELED at once, even when
+ * the mutex, a permit, the event or a zero count is there, and take
+ * nothing; trylock, try_acquire, deadline 0 and the calls that never wait
+ * (unlock, signal, broadcast, release, set, clear, add, done) never check.
  */
 typedef struct weft_mutex weft_mutex;
 typedef struct weft_cond weft_cond;
@@ -613,9 +651,10 @@ void weft_mutex_free(weft_mutex *m);
 /**
  * weft_mutex_lock - take @m, waiting until it is free or @deadline.
  * Unlocking hands @m to the longest waiter, so waiters cannot starve.
- * Returns 0 (the caller owns @m), -ETIMEDOUT, -ECANCELED, -EINVAL.
- * The mutex is not recursive: locking it again deadlocks until @deadline.
- * Any thread.
+ * Returns 0 (the caller owns @m), -ETIMEDOUT, -ECANCELED (the calling
+ * task was cancelled: before the call, deadline not 0, or while waiting),
+ * -EINVAL. @m is not taken on any error. The mutex is not recursive:
+ * locking it again deadlocks until @deadline. Any thread.
  */
 int weft_mutex_lock(weft_mutex *m, int64_t deadline);
 /** weft_mutex_trylock - take @m if free: 0, or -EBUSY, -EINVAL. Any thread. */
@@ -637,6 +676,9 @@ void weft_cond_free(weft_cond *c);
  * @m — always, even after a timeout or cancellation (that re-lock itself
  * cannot be cancelled), so the caller holds @m on every return but -EPERM.
  * Wake-ups may be spurious in the usual sense: re-check the predicate.
+ * In a task already cancelled (deadline not 0) it returns -ECANCELED at
+ * once, and with a deadline already past (0 included) -ETIMEDOUT at once,
+ * in both cases without releasing @m (or -EPERM if @m is not locked).
  * Returns 0, -ETIMEDOUT, -ECANCELED, -EPERM (@m was not locked; nothing
  * waited), -EINVAL. Any thread.
  */
@@ -652,7 +694,9 @@ int weft_sem_new(weft_sem **out, unsigned initial);
 void weft_sem_free(weft_sem *s);
 /**
  * weft_sem_acquire - take one permit, waiting until one is released or
- * @deadline. Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL. Any thread.
+ * @deadline. Returns 0, -ETIMEDOUT, -ECANCELED (before the call, deadline
+ * not 0, or while waiting), -EINVAL; no permit is taken on any error.
+ * Any thread.
  */
 int weft_sem_acquire(weft_sem *s, int64_t deadline);
 /** weft_sem_try_acquire - take a permit if one is free: 0, -EAGAIN, -EINVAL. */
@@ -662,7 +706,8 @@ int weft_sem_try_acquire(weft_sem *s);
  * Returns 0, -EOVERFLOW (UINT32_MAX permits already), -EINVAL. Any thread.
  */
 int weft_sem_release(weft_sem *s);
-/** weft_sem_value - the free permits now (a snapshot). Any thread. */
+/** weft_sem_value - the free permits now (a snapshot; 0 for a NULL @s).
+ *  Any thread. */
 unsigned weft_sem_value(weft_sem *s);
 
 /** weft_event_new - create a clear event. 0, -EINVAL, -ENOMEM. */
@@ -673,11 +718,13 @@ void weft_event_free(weft_event *e);
 int weft_event_set(weft_event *e);
 /** weft_event_clear - clear @e. 0 or -EINVAL. Any thread. */
 int weft_event_clear(weft_event *e);
-/** weft_event_is_set - whether @e is set now. Any thread. */
+/** weft_event_is_set - whether @e is set now (false for a NULL @e).
+ *  Any thread. */
 bool weft_event_is_set(weft_event *e);
 /**
  * weft_event_wait - return once @e is set (at once if it is), or at
- * @deadline. Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL. Any thread.
+ * @deadline. Returns 0, -ETIMEDOUT, -ECANCELED (before the call, deadline
+ * not 0 — even if @e is set — or while waiting), -EINVAL. Any thread.
  */
 int weft_event_wait(weft_event *e, int64_t deadline);
 
@@ -696,7 +743,9 @@ int weft_waitgroup_add(weft_waitgroup *wg, int64_t delta);
 int weft_waitgroup_done(weft_waitgroup *wg);
 /**
  * weft_waitgroup_wait - wait until the counter is 0 (at once if it is), or
- * @deadline. Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL. Any thread.
+ * @deadline. Returns 0, -ETIMEDOUT, -ECANCELED (before the call, deadline
+ * not 0 — even if the counter is 0 — or while waiting), -EINVAL. Any
+ * thread.
  */
 int weft_waitgroup_wait(weft_waitgroup *wg, int64_t deadline);
 
@@ -710,7 +759,10 @@ int weft_waitgroup_wait(weft_waitgroup *wg, int64_t deadline);
  * weft_task_future for a task spawned with weft_task_spawn. The caller must
  * hold a reference to every future passed in until the call (or the
  * iterator) is done with it. Any thread may call these; a foreign thread
- * blocks itself.
+ * blocks itself. Each call below given a deadline other than 0 is a
+ * cancellation point (see Futures): in a cancelled task it returns
+ * -ECANCELED at once, even if the futures are done (weft_wait_for then
+ * spawns nothing, an iterator loses nothing).
  *
  * Completion order: every future's completion (set, fail or cancel) takes
  * effect at one instant inside the call that completes it, and those
@@ -794,13 +846,16 @@ int weft_wait_for(weft_task_fn fn, void *arg, void **result, int64_t deadline);
  * every child has returned. A child reports failure by returning non-zero
  * (a negative errno; a positive value is reported as -ECHILD). The first
  * failure cancels the other children and is what weft_group_wait
- * returns. Cancellation is cooperative: a cancelled child's pending and
- * later waits return -ECANCELED, and the group waits until each child has
- * acknowledged by returning. If the task waiting in weft_group_wait is
- * cancelled, or its deadline passes, the group cancels its children and
- * keeps waiting for them (that wait cannot itself be cancelled), so no
- * child outlives its group. Groups nest: cancelling a child that waits on
- * its own group cancels that group in turn.
+ * returns. Cancellation is cooperative: a cancelled child's pending wait
+ * returns -ECANCELED, and so does every later call of it that may wait —
+ * at once, even one that could complete without waiting, such as a receive
+ * from a channel that always has an item (a cancellation point: see
+ * Futures) — and the group waits until each child has acknowledged by
+ * returning. If the task waiting in weft_group_wait is cancelled, or its
+ * deadline passes, the group cancels its children and keeps waiting for
+ * them (that wait cannot itself be cancelled), so no child outlives its
+ * group. Groups nest: cancelling a child that waits on its own group
+ * cancels that group in turn.
  */
 typedef struct weft_group weft_group;
 
@@ -867,15 +922,23 @@ typedef void *(*weft_blocking_fn)(void *arg);
 /**
  * weft_blocking_spawn - submit @fn(@arg) to the pool; *@out receives a
  * future (one reference, the caller's) that is set to fn's return value.
+ * Never waits for the pool: the pool's mutex is held only for a few
+ * updates, never across creating a thread; when no idle thread is there
+ * and the bound allows, one thread is created on the calling thread
+ * (pthread_create, tens of us) after that mutex is dropped.
  * Returns 0, -EINVAL (@out or @fn NULL), -ENOMEM, -EAGAIN (no pool thread
- * could be started). Any thread.
+ * could be started and none is left to run the job: it was not queued). A
+ * job accepted while another call's thread was being created, whose thread
+ * then could not be, fails with -EAGAIN through its future. Any thread.
  */
 int weft_blocking_spawn(weft_future **out, weft_blocking_fn fn, void *arg);
 
 /**
  * weft_blocking_run - run @fn(@arg) on the pool and wait for its result
  * (stored in *@result if not NULL) until @deadline. On -ETIMEDOUT or
- * -ECANCELED the job still runs to completion; its result is dropped.
+ * -ECANCELED the job still runs to completion; its result is dropped. A
+ * cancelled task's call with a deadline other than 0 returns -ECANCELED at
+ * once and submits nothing (a cancellation point: see Futures).
  * Returns 0, -ETIMEDOUT, -ECANCELED, or weft_blocking_spawn's errors.
  * Any thread (from a task, the worker stays free; a foreign thread blocks).
  */
@@ -901,8 +964,14 @@ unsigned weft_blocking_threads(void);
  *    job. So when the call returns, weft_blocking_threads() <= @max + the
  *    number of job functions running, and no job starts while the pool has
  *    more than @max threads;
- *  - raising it: jobs waiting in the queue get new threads at once, up to
- *    the new bound.
+ *  - raising it: jobs waiting in the queue get idle threads, then a new
+ *    thread each, at once, up to the new bound (created on the calling
+ *    thread, as in weft_blocking_spawn).
+ * What it may block: lowering waits for the leaving threads (microseconds,
+ * plus done-callbacks still running on such a thread). From a task that
+ * wait parks the task, and its worker runs other tasks meanwhile; a foreign
+ * thread blocks. The wait has no deadline and is not cancellable; the
+ * bound itself is set at once.
  * Returns 0 or -EINVAL (@max 0 or above 1024). Any thread, a pool job or
  * a done-callback running on a pool thread included (the caller's own
  * thread is not waited for).
@@ -954,7 +1023,9 @@ int weft_gen_new(weft_gen **out, size_t elem_size, weft_gen_fn fn, void *arg);
  * weft_gen_yield - from the body: hand the value at @elem to the consumer,
  * waiting until it takes it or @deadline.
  * Returns 0, or -EPIPE (the consumer closed the generator), -ECANCELED
- * (likewise: the body is cancelled by weft_gen_close), -ETIMEDOUT. On
+ * (likewise: the body is cancelled by weft_gen_close; once cancelled,
+ * every yield with a deadline other than 0 returns it at once), -ETIMEDOUT,
+ * -EINVAL (@g NULL). On
  * -EPIPE or -ECANCELED the body should return. The body's task only.
  */
 int weft_gen_yield(weft_gen *g, const void *elem, int64_t deadline);
@@ -963,8 +1034,9 @@ int weft_gen_yield(weft_gen *g, const void *elem, int64_t deadline);
  * weft_gen_next - take the next value into @out, waiting for the body to
  * yield it, or @deadline.
  * Returns 0, -EPIPE (the body returned 0: no more values), the body's
- * failure, -ETIMEDOUT, -ECANCELED, -EINVAL. One consumer at a time; any
- * thread.
+ * failure, -ETIMEDOUT, -ECANCELED (a cancelled task's call with a deadline
+ * other than 0 returns it at once, even if a value is ready, and the value
+ * stays for the next call), -EINVAL. One consumer at a time; any thread.
  */
 int weft_gen_next(weft_gen *g, void *out, int64_t deadline);
 

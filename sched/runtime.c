@@ -49,27 +49,42 @@ struct weft__runtime *weft__runtime_get(void)
     return atomic_load_explicit(&g_rt, memory_order_acquire);
 }
 
-struct weft__runtime *weft__runtime_enter(void)
-{
-    pthread_rwlock_rdlock(&g_rt_lock);
-    struct weft__runtime *rt = weft__runtime_get();
-    /* Once main has returned, foreign threads are turned away: otherwise a
-     * thread spawning in a loop would keep the shutdown from ever ending. */
-    if (rt && !atomic_load_explicit(&rt->shutdown, memory_order_acquire))
-        return rt;
-    pthread_rwlock_unlock(&g_rt_lock);
-    return NULL;
-}
+/*
+ * How many holds of g_rt_lock this (foreign) thread has open. The lock is
+ * writer-preferring and not recursive: a second rdlock by a thread that
+ * already holds it would block behind a waiting writer, which waits for
+ * that very thread — a deadlock. Holds nest (a foreign weft_task_cancel
+ * holds the runtime and its cancellation wakes a task, which holds it to
+ * queue it; a foreign group cancel holds it around task cancels), so only
+ * the outermost hold takes the read lock and only the outermost leave
+ * drops it; nested ones just count. Thread-local, and only foreign threads
+ * hold the runtime (workers never do), so a task never carries the count
+ * from one thread to another.
+ */
+static _Thread_local unsigned tl_rt_holds;
 
 struct weft__runtime *weft__runtime_hold(void)
 {
-    pthread_rwlock_rdlock(&g_rt_lock);
+    if (tl_rt_holds++ == 0)
+        pthread_rwlock_rdlock(&g_rt_lock);
     return weft__runtime_get();
 }
 
 void weft__runtime_leave(void)
 {
-    pthread_rwlock_unlock(&g_rt_lock);
+    if (--tl_rt_holds == 0)
+        pthread_rwlock_unlock(&g_rt_lock);
+}
+
+struct weft__runtime *weft__runtime_enter(void)
+{
+    struct weft__runtime *rt = weft__runtime_hold();
+    /* Once main has returned, foreign threads are turned away: otherwise a
+     * thread spawning in a loop would keep the shutdown from ever ending. */
+    if (rt && !atomic_load_explicit(&rt->shutdown, memory_order_acquire))
+        return rt;
+    weft__runtime_leave();
+    return NULL;
 }
 
 int64_t weft__runtime_live(struct weft__runtime *rt)

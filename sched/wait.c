@@ -123,9 +123,10 @@ static int foreign_wait(struct weft__waiter *w, int64_t deadline)
     }
 }
 
-/* Arm @w's deadline on this worker's timers; false if the timer could not
- * be armed (the wait then ends with -ENOMEM) or the deadline has passed
- * (-ETIMEDOUT). */
+/* Arm @w's deadline on this worker's timers (arming never fails: the
+ * heap is intrusive, sched/timer.h, so no timed wait can end in -ENOMEM);
+ * false if the deadline has passed already: the wait then ends at once
+ * with -ETIMEDOUT. */
 static bool arm_deadline(struct weft__waiter *w, int64_t deadline)
 {
     if (deadline <= weft_now()) {
@@ -134,10 +135,8 @@ static bool arm_deadline(struct weft__waiter *w, int64_t deadline)
     }
     w->timer.deadline = deadline;
     w->timer.fire = on_deadline;
-    if (weft__timer_arm(&weft__worker_current()->timers, &w->timer) == 0)
-        return true;
-    weft__waiter_wake(w, -ENOMEM);
-    return false;
+    weft__timer_arm(&weft__worker_current()->timers, &w->timer);
+    return true;
 }
 
 /* A cancellable wait whose claim is in the task's state word (task.h):

@@ -9,9 +9,18 @@
  * threads. A thread that finds the pool above `max` (weft_blocking_set_max
  * lowered it) leaves instead of taking a job or waiting for one: set_max
  * wakes the idle ones and waits until every thread not inside a job's
- * function is gone; one inside leaves when the function returns. It is independent of weft_run (jobs may be submitted from any
- * thread, with or without a runtime) and holds no memory while idle
- * beyond this static state, so nothing leaks at exit.
+ * function is gone; one inside leaves when the function returns. It is
+ * independent of weft_run (jobs may be submitted from any thread, with or
+ * without a runtime) and holds no memory while idle beyond this static
+ * state, so nothing leaks at exit.
+ *
+ * Nothing here blocks a worker for long. `mu` is held only for a few
+ * list and counter updates, never across pthread_create: a thread is
+ * created after its slot was reserved under `mu` (counted in `threads` at
+ * once, so the bound stays exact while it starts), and a slot whose thread
+ * could not be created is given back. set_max waits for leaving threads on
+ * a weft waiter (`gone`), so a task that calls it parks and its worker runs
+ * other tasks meanwhile; a foreign thread blocks itself.
  *
  * Lifetime of a job's result: the job holds its own reference to the
  * future it completes, so an awaiter that times out or is cancelled just
@@ -22,9 +31,11 @@
 #include "sync/blocking.h"
 #include "weft.h"
 #include "alloc/mem.h"
+#include "sync/waitq.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #define WEFT__BLOCKING_MAX_DEFAULT 64
@@ -39,15 +50,17 @@ struct job {
 
 /*
  * All fields under `mu`. `threads` counts the threads that may still take a
- * job; `running` those of them inside a job's function; `idle` those
- * waiting on `cv` (or woken and not yet running again); `wakes` the signals
- * sent to idle threads and not yet consumed, so that k jobs wake k of them;
- * `queued` the jobs in the list.
+ * job, those being created included; `running` those of them inside a
+ * job's function; `idle` those waiting on `cv` (or woken and not yet
+ * running again); `wakes` the signals sent to idle threads and not yet
+ * consumed, so that k jobs wake k of them; `queued` the jobs in the list.
+ * `gone` holds the set_max callers waiting for threads to leave (waitq.h
+ * entries; `mu` is their lock: linked, unlinked and claimed under it).
  */
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;          /* jobs to take; CLOCK_MONOTONIC, set up once */
-    pthread_cond_t gone;        /* a thread left (weft_blocking_set_max waits) */
+    struct weft__waitq gone;    /* woken whenever a thread leaves */
     struct job *head, *tail;
     unsigned threads, running, idle, wakes, max, queued;
     int64_t idle_ns;
@@ -66,42 +79,101 @@ static void pool_init(void)
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
     pthread_cond_init(&g_pool.cv, &a);
     pthread_condattr_destroy(&a);
-    pthread_cond_init(&g_pool.gone, NULL);
 }
 
 /* Under mu: wake an idle thread for a queued job unless one is already
- * signalled for each. */
-static void wake_for_jobs(void)
+ * signalled for each; false if there was none to wake. */
+static bool wake_for_jobs(void)
 {
     if (g_pool.queued > g_pool.wakes && g_pool.idle > g_pool.wakes) {
         g_pool.wakes++;
         pthread_cond_signal(&g_pool.cv);
+        return true;
     }
+    return false;
 }
 
-/* Under mu: the calling pool thread leaves the pool. It may have consumed
- * a wake meant for a job: hand that on. */
-static void leave_pool(void)
+/* Under mu: @n thread slots fewer (a thread left, or could not be
+ * created). It may have consumed a wake meant for a job: hand that on;
+ * and tell set_max's waiters, whom @wake gets signalled after mu. */
+static void slots_gone(unsigned n, struct weft__wakelist *wake)
 {
-    g_pool.threads--;
+    g_pool.threads -= n;
     wake_for_jobs();
-    pthread_cond_broadcast(&g_pool.gone);
+    weft__waitq_claim_all(&g_pool.gone, wake);
 }
 
 static void *pool_thread(void *unused);
 
-/* Under mu: start one pool thread; false if pthread_create failed. */
-static bool start_thread(void)
+/* Thread starts still to fail (weft__blocking_fail_starts). relaxed: a
+ * test's knob, set before the calls it is meant for; it publishes nothing. */
+static _Atomic unsigned g_fail_starts;
+
+void weft__blocking_fail_starts(unsigned n)
 {
-    pthread_t th;
+    atomic_store_explicit(&g_fail_starts, n, memory_order_relaxed);
+}
+
+/* Whether this start is one to fail (and count it off). */
+static bool start_fails(void)
+{
+    unsigned n = atomic_load_explicit(&g_fail_starts, memory_order_relaxed);
+    while (n && !atomic_compare_exchange_weak_explicit(&g_fail_starts, &n, n - 1,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed))
+        ;
+    return n != 0;
+}
+
+/*
+ * Without mu: create the @n pool threads whose slots the caller reserved
+ * (counted in `threads` under mu). Slots whose thread could not be created
+ * are given back. If that leaves the pool with no thread at all while jobs
+ * are queued, nothing would ever run them: they are taken out of the
+ * queue, and every one fails with -EAGAIN through its future (its
+ * submitter has returned) but the caller's own, the job whose future is
+ * @mine (NULL for none): that one is returned, not failed, for the caller
+ * to take back. Jobs are told apart by their future, not their record: the
+ * caller's reference keeps @mine alive, while the caller's record may have
+ * been run, freed and reused for another job meanwhile.
+ */
+static struct job *start_threads(unsigned n, const weft_future *mine)
+{
+    unsigned failed = 0;
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    bool ok = pthread_create(&th, &a, pool_thread, NULL) == 0;
+    for (unsigned i = 0; i < n; i++) {
+        pthread_t th;
+        failed += start_fails() || pthread_create(&th, &a, pool_thread, NULL) != 0;
+    }
     pthread_attr_destroy(&a);
-    if (ok)
-        g_pool.threads++;
-    return ok;
+    if (!failed)
+        return NULL;
+    struct weft__wakelist wake = { 0 };
+    struct job *stranded = NULL;
+    pthread_mutex_lock(&g_pool.mu);
+    slots_gone(failed, &wake);
+    if (g_pool.threads == 0) {
+        stranded = g_pool.head;
+        g_pool.head = g_pool.tail = NULL;
+        g_pool.queued = 0;
+    }
+    pthread_mutex_unlock(&g_pool.mu);
+    weft__wakelist_signal(&wake, 0);
+    struct job *taken = NULL;
+    while (stranded) {
+        struct job *j = stranded;
+        stranded = j->next;
+        if (j->f == mine) {
+            taken = j;                 /* the caller's to take back */
+            continue;
+        }
+        weft_future_fail(j->f, -EAGAIN);
+        weft_future_release(j->f);     /* the job's reference */
+        weft__mem_free(j, sizeof(*j));
+    }
+    return taken;
 }
 
 void weft__blocking_set_idle_ns(int64_t ns)
@@ -116,6 +188,7 @@ void weft__blocking_set_idle_ns(int64_t ns)
 static void *pool_thread(void *unused)
 {
     (void)unused;
+    struct weft__wakelist wake = { 0 };
     pthread_mutex_lock(&g_pool.mu);
     for (;;) {
         if (g_pool.threads > g_pool.max)
@@ -147,9 +220,10 @@ static void *pool_thread(void *unused)
         g_pool.running--;
         bool leave = g_pool.threads > g_pool.max;
         if (leave)
-            leave_pool();
+            slots_gone(1, &wake);
         tl_completing = !leave;
         pthread_mutex_unlock(&g_pool.mu);
+        weft__wakelist_signal(&wake, 0);
         weft_future_set(j->f, v);      /* wakes the awaiter, if any is left */
         weft_future_release(j->f);
         weft__mem_free(j, sizeof(*j));
@@ -158,8 +232,9 @@ static void *pool_thread(void *unused)
         pthread_mutex_lock(&g_pool.mu);
         tl_completing = false;         /* above the bound now? the top leaves */
     }
-    leave_pool();
+    slots_gone(1, &wake);
     pthread_mutex_unlock(&g_pool.mu);
+    weft__wakelist_signal(&wake, 0);
     return NULL;
 }
 
@@ -188,30 +263,22 @@ int weft_blocking_spawn(weft_future **out, weft_blocking_fn fn, void *arg)
         g_pool.head = j;
     g_pool.tail = j;
     g_pool.queued++;
-    rc = 0;
+    bool start = false;
     if (g_pool.idle > g_pool.wakes) {
         g_pool.wakes++;
         pthread_cond_signal(&g_pool.cv);
     } else if (g_pool.threads < g_pool.max) {
-        if (!start_thread() && g_pool.threads == 0)
-            rc = -EAGAIN;              /* nobody would ever run it */
-    }
-    if (rc) {                          /* take the job back out: it is the tail */
-        g_pool.queued--;
-        struct job **p = &g_pool.head;
-        while (*p != j)
-            p = &(*p)->next;
-        *p = NULL;
-        g_pool.tail = NULL;
-        for (struct job *k = g_pool.head; k; k = k->next)
-            g_pool.tail = k;
+        g_pool.threads++;              /* reserved; created below, outside mu */
+        start = true;
     }
     pthread_mutex_unlock(&g_pool.mu);
-    if (rc) {
-        weft_future_release(j->f);
-        weft_future_release(j->f);
+    if (start && (j = start_threads(1, f)) != NULL) {
+        /* No thread could be started and none is left to run it: taken
+         * back out, never run. */
+        weft_future_release(f);
+        weft_future_release(f);
         weft__mem_free(j, sizeof(*j));
-        return rc;
+        return -EAGAIN;
     }
     *out = f;
     return 0;
@@ -219,6 +286,10 @@ int weft_blocking_spawn(weft_future **out, weft_blocking_fn fn, void *arg)
 
 int weft_blocking_run(weft_blocking_fn fn, void *arg, void **result, int64_t deadline)
 {
+    if (!fn)
+        return -EINVAL;
+    if (weft__cancel_point(deadline))      /* no job submitted (sync/waitq.h) */
+        return -ECANCELED;
     weft_future *f;
     int rc = weft_blocking_spawn(&f, fn, arg);
     if (rc)
@@ -257,20 +328,40 @@ int weft_blocking_set_max(unsigned max)
     if (g_pool.threads > max) {
         /* Every thread not inside a job's function comes to the top of
          * pool_thread's loop soon (the idle ones wake now; one completing
-         * its last future, or just started, after that) and, while the
-         * pool is above @max, leaves there. No thread takes a job while it
-         * is above @max, so `running` cannot grow meanwhile: this ends once
-         * the pool is down to @max or to the threads inside a job, which
-         * leave when their function returns (we do not wait for those). */
+         * its last future, or just started or being created, after that)
+         * and, while the pool is above @max, leaves there. No thread takes
+         * a job while it is above @max, so `running` cannot grow
+         * meanwhile: this ends once the pool is down to @max or to the
+         * threads inside a job, which leave when their function returns
+         * (we do not wait for those). Each leaver wakes every waiter here,
+         * which looks again. The wait is a weft waiter's, not a condition
+         * variable's: a task parks (its worker runs on), a foreign thread
+         * blocks; uncancellable and without deadline, so only a leaver
+         * ends it (and unlinks the entry when it claims it). */
         pthread_cond_broadcast(&g_pool.cv);
-        while (g_pool.threads > max && g_pool.threads > g_pool.running + self)
-            pthread_cond_wait(&g_pool.gone, &g_pool.mu);
+        while (g_pool.threads > max && g_pool.threads > g_pool.running + self) {
+            struct weft__waiter w;
+            struct weft__wnode n;
+            weft__waiter_init(&w);
+            weft__wnode_init(&n, &w, NULL, 0, NULL);
+            weft__waitq_push(&g_pool.gone, &n);
+            pthread_mutex_unlock(&g_pool.mu);
+            weft__waiter_wait_flags(&w, WEFT_NEVER, WEFT__WAIT_NOCANCEL);
+            pthread_mutex_lock(&g_pool.mu);
+        }
     }
-    /* Raised: give queued jobs the threads they may now have. Idle
-     * threads (signalled ones aside) would have taken them already. */
-    while (g_pool.queued > g_pool.wakes + g_pool.idle && g_pool.threads < max)
-        if (!start_thread())
-            break;                     /* the threads there will get to them */
+    /* Raised: queued jobs first get the idle threads not yet signalled
+     * (each signalled one takes a job), then each of the others a thread
+     * of its own, up to the new bound (reserved here, created outside
+     * mu). `wakes` counts signalled idle threads, so `idle` is not added. */
+    while (wake_for_jobs())
+        ;
+    unsigned start = 0;
+    while (g_pool.queued > g_pool.wakes + start && g_pool.threads < max) {
+        g_pool.threads++;
+        start++;
+    }
     pthread_mutex_unlock(&g_pool.mu);
+    start_threads(start, NULL);
     return 0;
 }

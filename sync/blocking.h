@@ -16,4 +16,9 @@ void weft__blocking_set_idle_ns(int64_t ns);
  * to reach weft_blocking_threads(). Any thread. */
 unsigned weft__blocking_idle(void);
 
+/* Make the next @n thread starts of the pool fail as if pthread_create had
+ * (tests of the -EAGAIN paths; a root process cannot be made to hit
+ * RLIMIT_NPROC). Any thread. */
+void weft__blocking_fail_starts(unsigned n);
+
 #endif

@@ -162,11 +162,15 @@ static bool deadline_passed(int64_t deadline)
 }
 
 /* Shared body of send and try_send; @try_err is what "would block" gives
- * when the deadline has passed. */
+ * when the deadline has passed. A blocking call (deadline not 0) in a
+ * cancelled task returns -ECANCELED before it looks at the channel, even
+ * when an item, a slot or a peer is ready (waitq.h, weft__cancel_point). */
 static int chan_op(weft_chan *c, void *elem, bool send, int64_t deadline, int try_err)
 {
     if (!c || (!elem && c->esize))
         return -EINVAL;
+    if (weft__cancel_point(deadline))
+        return -ECANCELED;
     struct weft__wnode *wk = NULL;
     weft__spin_lock(&c->lock);
     int rc = send ? weft__chan_send_locked(c, elem, &wk)
@@ -228,6 +232,8 @@ int weft_chan_close(weft_chan *c)
 
 size_t weft_chan_len(weft_chan *c)
 {
+    if (!c)
+        return 0;
     weft__spin_lock(&c->lock);
     size_t n = c->count;
     weft__spin_unlock(&c->lock);
@@ -236,6 +242,8 @@ size_t weft_chan_len(weft_chan *c)
 
 bool weft_chan_closed(weft_chan *c)
 {
+    if (!c)
+        return false;            /* as a NULL select case: never closes */
     weft__spin_lock(&c->lock);
     bool closed = c->closed;
     weft__spin_unlock(&c->lock);

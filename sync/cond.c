@@ -33,6 +33,16 @@ int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline)
 {
     if (!c || !m)
         return -EINVAL;
+    /* A cancellation point (waitq.h), or a deadline already past (a poll,
+     * deadline 0, included): return at once, still holding @m, which is
+     * neither released nor waited for; no signal is taken. */
+    bool cancelled = weft__cancel_point(deadline);
+    if (cancelled || (deadline != WEFT_NEVER && deadline <= weft_now())) {
+        weft__spin_lock(&m->lock);
+        bool held = m->locked;
+        weft__spin_unlock(&m->lock);
+        return !held ? -EPERM : cancelled ? -ECANCELED : -ETIMEDOUT;
+    }
     struct weft__waiter w;
     struct weft__wnode n;
     weft__waiter_init(&w);

@@ -54,6 +54,8 @@ int weft_event_clear(weft_event *e)
 
 bool weft_event_is_set(weft_event *e)
 {
+    if (!e)
+        return false;
     weft__spin_lock(&e->lock);
     bool set = e->set;
     weft__spin_unlock(&e->lock);
@@ -64,6 +66,8 @@ int weft_event_wait(weft_event *e, int64_t deadline)
 {
     if (!e)
         return -EINVAL;
+    if (weft__cancel_point(deadline))          /* even if set (waitq.h) */
+        return -ECANCELED;
     weft__spin_lock(&e->lock);
     if (e->set) {
         weft__spin_unlock(&e->lock);

@@ -29,6 +29,8 @@ int weft_future_new(weft_future **out)
 
 void weft_future_retain(weft_future *f)
 {
+    if (!f)
+        return;
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed); /* relaxed: the
                                 * caller already holds a reference */
 }
@@ -91,6 +93,8 @@ static void *callback_task(void *arg)
  */
 static int complete(weft_future *f, int state, void *value, int error, bool defer)
 {
+    if (!f)
+        return -EINVAL;
     struct weft__wakelist wake = { 0 };
     weft__spin_lock(&f->lock);
     /* relaxed: under f->lock, which every state change holds. */
@@ -140,7 +144,7 @@ int weft_future_set(weft_future *f, void *value)
 
 int weft_future_fail(weft_future *f, int error)
 {
-    if (error >= 0)
+    if (!f || error >= 0)
         return -EINVAL;
     return complete(f, WEFT_FUTURE_ERROR, NULL, error, false);
 }
@@ -150,8 +154,12 @@ int weft_future_cancel(weft_future *f)
     return complete(f, WEFT_FUTURE_CANCELLED, NULL, -ECANCELED, false);
 }
 
+_Static_assert(WEFT_FUTURE_INVALID == -EINVAL, "weft.h spells -EINVAL out");
+
 weft_future_state weft_future_state_get(const weft_future *f)
 {
+    if (!f)
+        return WEFT_FUTURE_INVALID;
     /* acquire: pairs with complete()'s release store. */
     return (weft_future_state)atomic_load_explicit(&f->state, memory_order_acquire);
 }
@@ -173,6 +181,8 @@ int weft__future_outcome(const weft_future *f, void **value)
 
 int weft_future_result(const weft_future *f, void **value)
 {
+    if (!f)
+        return -EINVAL;
     return weft__future_outcome(f, value);
 }
 
@@ -196,6 +206,12 @@ void weft__future_unlink(weft_future *f, struct weft__wnode *n)
 
 int weft__future_await(weft_future *f, void **value, int64_t deadline, unsigned flags)
 {
+    if (!f)
+        return -EINVAL;
+    /* A cancellable await is a cancellation point, done or not (waitq.h);
+     * the NOCANCEL ones (groups' and generators' exits) are not. */
+    if (!flags && weft__cancel_point(deadline))
+        return -ECANCELED;
     /* acquire: pairs with complete()'s release store (the fast path). */
     if (atomic_load_explicit(&f->state, memory_order_acquire) == WEFT_FUTURE_PENDING) {
         struct weft__waiter w;
@@ -203,6 +219,10 @@ int weft__future_await(weft_future *f, void **value, int64_t deadline, unsigned 
         weft__spin_lock(&f->lock);
         /* relaxed: under f->lock. */
         if (atomic_load_explicit(&f->state, memory_order_relaxed) == WEFT_FUTURE_PENDING) {
+            if (deadline != WEFT_NEVER && deadline <= weft_now()) {
+                weft__spin_unlock(&f->lock);   /* a poll, or too late: no wait */
+                return -ETIMEDOUT;
+            }
             /* Set up only now that the wait is certain (a cancellable one
              * must be waited on, sched/wait.h). */
             if (flags)

@@ -83,11 +83,13 @@ static int first_done(weft_future *const *fs, size_t n, const uint8_t *skip, boo
  * Wait until one future of @fs not marked in @skip is done; return its
  * index (the one that completed first, or with @exact false, the first
  * completed among those one scan sees done), -EPIPE if every one is
- * skipped, -ETIMEDOUT, -ECANCELED, -ENOMEM.
+ * skipped, -ETIMEDOUT, -ECANCELED, -ENOMEM (no memory for the entries).
  */
 static int wait_first(weft_future *const *fs, size_t n, const uint8_t *skip,
                       bool exact, int64_t deadline)
 {
+    if (weft__cancel_point(deadline))      /* even if one is done (waitq.h) */
+        return -ECANCELED;
     struct weft__wnode stack_nodes[WEFT__STACK_NODES], *nodes = NULL;
     for (;;) {
         bool any;
@@ -147,6 +149,11 @@ int weft_wait(weft_future *const *fs, size_t n, int mode, int64_t deadline)
             return -EINVAL;
     if (mode == WEFT_WAIT_FIRST)
         return n ? wait_first(fs, n, NULL, true, deadline) : -EINVAL;
+    /* The cancellation point, once: each await below checks again, and
+     * its -ECANCELED then reads as a done future's own outcome (skipped)
+     * or, for a pending one, as ours. */
+    if (weft__cancel_point(deadline))
+        return -ECANCELED;
     for (size_t i = 0; i < n; i++) {
         int rc = weft__future_await(fs[i], NULL, deadline, 0);
         if (weft__wait_aborted(rc)) {
@@ -246,6 +253,8 @@ int weft_wait_for(weft_task_fn fn, void *arg, void **result, int64_t deadline)
 {
     if (!fn)
         return -EINVAL;
+    if (weft__cancel_point(deadline))      /* nothing spawned (waitq.h) */
+        return -ECANCELED;
     weft_future *f;
     int rc = weft_future_spawn(&f, fn, arg);
     if (rc)

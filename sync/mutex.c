@@ -23,6 +23,10 @@ void weft_mutex_free(weft_mutex *m)
 
 int weft__mutex_lock(weft_mutex *m, int64_t deadline, unsigned flags)
 {
+    /* A cancellation point (waitq.h), but not the uncancellable re-lock
+     * of a condition wait (flags WEFT__WAIT_NOCANCEL). */
+    if (!flags && weft__cancel_point(deadline))
+        return -ECANCELED;
     weft__spin_lock(&m->lock);
     if (!m->locked) {
         m->locked = true;

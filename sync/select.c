@@ -11,6 +11,8 @@
  *    records the case's index; the others fail their claims and drop their
  *    entries (waitq.h).
  * 4. Relock and unlink every entry still queued before returning.
+ * A select with a deadline other than 0 is a cancellation point: in a
+ * cancelled task it returns -ECANCELED before step 1.
  */
 #include "sync/chan.h"
 
@@ -75,6 +77,11 @@ int weft_select(weft_select_case *cases, size_t n, int64_t deadline)
         locks[k] = c;
         nl++;
     }
+
+    /* A blocking select in a cancelled task: -ECANCELED before any case
+     * is polled, even a ready one (waitq.h). */
+    if (weft__cancel_point(deadline))
+        return -ECANCELED;
 
     lock_all(locks, nl);
     for (size_t o = 0; o < no; o++) {

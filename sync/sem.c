@@ -32,10 +32,14 @@ void weft_sem_free(weft_sem *s)
     weft__mem_free(s, sizeof(*s));
 }
 
+/* Shared body of acquire and try_acquire (deadline 0: not a cancellation
+ * point, waitq.h). */
 static int acquire(weft_sem *s, int64_t deadline, int try_err)
 {
     if (!s)
         return -EINVAL;
+    if (weft__cancel_point(deadline))
+        return -ECANCELED;
     weft__spin_lock(&s->lock);
     if (s->count) {
         s->count--;
@@ -85,6 +89,8 @@ int weft_sem_release(weft_sem *s)
 
 unsigned weft_sem_value(weft_sem *s)
 {
+    if (!s)
+        return 0;
     weft__spin_lock(&s->lock);
     unsigned v = s->count;
     weft__spin_unlock(&s->lock);

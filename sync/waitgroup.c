@@ -56,6 +56,8 @@ int weft_waitgroup_wait(weft_waitgroup *wg, int64_t deadline)
 {
     if (!wg)
         return -EINVAL;
+    if (weft__cancel_point(deadline))          /* even at zero (waitq.h) */
+        return -ECANCELED;
     weft__spin_lock(&wg->lock);
     if (wg->count == 0) {
         weft__spin_unlock(&wg->lock);

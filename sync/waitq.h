@@ -45,11 +45,37 @@ struct weft__waitq {
     struct weft__wnode *head, *tail;
 };
 
-/* Whether a wait result came from a deadline, a cancellation or a failed
- * timer arm, rather than from a waker of the primitive. */
+/*
+ * The cancellation point of every blocking call in sync/ (weft.h,
+ * weft_task_cancel): true when the calling task has been cancelled and
+ * @deadline is not 0, so the call must return -ECANCELED at once, before it
+ * looks at its primitive (nothing taken, nothing changed). Deadline 0 makes
+ * a call a poll, as the try_* calls are, and a poll is not a cancellation
+ * point; neither are the calls that never wait (unlock, release, signal,
+ * set, a future's completions). A foreign thread (or the scheduler's own
+ * context) has no task: false. The worker's thread-local pointer is read
+ * inline (no call), once.
+ * relaxed: a live task's `cancelled` only goes false -> true; a cancel that
+ * happens-before this call is seen (read-write coherence), and one that
+ * races with it either ends the wait the call goes on to start (the wait's
+ * own check, and the switch away, sched/task.h) or is ordered after the
+ * call, which then completes normally. Any thread.
+ */
+static inline bool weft__cancel_point(int64_t deadline)
+{
+    if (deadline == 0)
+        return false;
+    struct weft__worker *w = weft__worker_current();
+    struct weft__task *t = w ? w->current : NULL;
+    return t && atomic_load_explicit(&t->cancelled, memory_order_relaxed);
+}
+
+/* Whether a wait result came from its deadline or a cancellation, rather
+ * than from a waker of the primitive (arming a deadline never fails,
+ * sched/timer.h: those are the only two). */
 static inline bool weft__wait_aborted(int rc)
 {
-    return rc == -ETIMEDOUT || rc == -ECANCELED || rc == -ENOMEM;
+    return rc == -ETIMEDOUT || rc == -ECANCELED;
 }
 
 static inline void weft__wnode_init(struct weft__wnode *n, struct weft__waiter *w,

@@ -7,7 +7,9 @@
  * bound gone when it returns, busy ones leaving as their job returns (no job
  * starting meanwhile above the bound), a raised bound starting threads for
  * queued jobs, and the call made from a pool job or from a done-callback
- * on a pool thread.
+ * on a pool thread, or from a task (its worker stays free while it waits);
+ * a cancelled task's weft_blocking_run submitting nothing; and thread
+ * starts that fail (-EAGAIN, slots given back).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -397,4 +399,150 @@ static void *set_max_stream_main(void *arg)
 Test(blocking, set_max_while_jobs_stream, .timeout = 120)
 {
     run_on(4, set_max_stream_main, NULL);
+}
+
+/* ---- set_max from a task leaves its worker free -------------------------- */
+
+/*
+ * One worker. Two pool threads each complete a job's future whose
+ * done-callback blocks until an event is set; the task that sets it is
+ * spawned just before the main task lowers the bound to 1, which must
+ * wait for one of the two threads to leave — so for that task to run on
+ * the same, only, worker. A set_max that blocked its worker would wait
+ * forever (the test's timeout).
+ */
+static _Atomic int g_in_cb;
+
+static void cb_block(weft_future *f, void *arg)
+{
+    (void)f;
+    atomic_fetch_add(&g_in_cb, 1);
+    cr_assert_eq(weft_event_wait(arg, WEFT_NEVER), 0);   /* a pool thread: blocks */
+}
+
+static void *set_event(void *arg)
+{
+    cr_assert_eq(weft_event_set(arg), 0);
+    return NULL;
+}
+
+static void *set_max_free_main(void *arg)
+{
+    (void)arg;
+    weft_event *e0, *e;
+    weft_future *f[2];
+    cr_assert_eq(weft_event_new(&e0), 0);
+    cr_assert_eq(weft_event_new(&e), 0);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(weft_blocking_spawn(&f[i], wait_event, e0), 0);
+        cr_assert_eq(weft_future_on_done(f[i], cb_block, e), 0);
+    }
+    int64_t until = weft_now() + 10LL * 1000000000;
+    while (weft_blocking_threads() < 2 && weft_now() < until)
+        weft_yield();
+    cr_assert_eq(weft_blocking_threads(), 2);
+    cr_assert_eq(weft_event_set(e0), 0);
+    while (atomic_load(&g_in_cb) < 2 && weft_now() < until)
+        weft_yield();                 /* both threads are in their callbacks */
+    cr_assert_eq(atomic_load(&g_in_cb), 2);
+    weft_task t;
+    cr_assert_eq(weft_task_spawn(&t, set_event, e, NULL), 0);   /* runs only if we park */
+    cr_assert_eq(weft_blocking_set_max(1), 0);
+    cr_assert_eq(weft_blocking_threads(), 1);
+    cr_assert_eq(weft_task_join(t, NULL, WEFT_NEVER), 0);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(weft_future_state_get(f[i]), WEFT_FUTURE_VALUE);
+        weft_future_release(f[i]);
+    }
+    cr_assert_eq(weft_blocking_set_max(64), 0);
+    drain_pool();
+    weft_event_free(e);
+    weft_event_free(e0);
+    return NULL;
+}
+
+Test(blocking, set_max_from_a_task_leaves_the_worker_free, .timeout = 30)
+{
+    run_on(1, set_max_free_main, NULL);
+}
+
+/* ---- a cancelled task submits nothing ------------------------------------ */
+
+static void *cancelled_run_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_ran, 0);
+    void *v = NULL;
+    cr_assert_eq(weft_task_cancel(weft_task_self()), 0);
+    cr_assert_eq(weft_blocking_run(count_job, (void *)1, &v, WEFT_NEVER), -ECANCELED);
+    cr_assert_eq(weft_blocking_run(count_job, (void *)1, &v, weft_deadline_in(1000000000)),
+                 -ECANCELED);
+    cr_assert_eq(weft_blocking_run(NULL, NULL, &v, WEFT_NEVER), -EINVAL);
+    cr_assert_null(v);
+    cr_assert_eq(weft_blocking_threads(), 0);       /* no job was submitted */
+    cr_assert_eq(atomic_load(&g_ran), 0);
+    /* spawning never waits: it still works, and so does a poll of the result */
+    weft_future *f;
+    cr_assert_eq(weft_blocking_spawn(&f, count_job, (void *)2), 0);
+    int64_t until = weft_now() + 10LL * 1000000000;
+    while (weft_future_await(f, &v, 0) == -ETIMEDOUT && weft_now() < until)
+        sched_yield();
+    cr_assert_eq(v, (void *)2);
+    weft_future_release(f);
+    return NULL;
+}
+
+Test(blocking, cancelled_task_submits_nothing, .timeout = 30)
+{
+    run_on(2, cancelled_run_main, NULL);
+}
+
+/* ---- a thread that cannot be started ------------------------------------- */
+
+/* A pool with no thread whose first start fails: the job is taken back
+ * (-EAGAIN) and never runs. A pool whose new threads fail to start while
+ * one thread is busy: the slots are given back, the bound is unchanged,
+ * and the queued jobs still all run on the thread there. */
+static void *start_fail_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_ran, 0);
+    weft_future *f[4];
+    cr_assert_eq(weft_blocking_threads(), 0);
+    weft__blocking_fail_starts(1);
+    cr_assert_eq(weft_blocking_spawn(&f[0], count_job, NULL), -EAGAIN);
+    cr_assert_eq(weft_blocking_threads(), 0);
+    void *v;
+    cr_assert_eq(weft_blocking_run(count_job, (void *)4, &v, WEFT_NEVER), 0);
+    cr_assert_eq((intptr_t)v, 4);                 /* the next start works */
+    cr_assert_eq(atomic_load(&g_ran), 1);         /* the refused one never ran */
+    drain_pool();
+
+    weft_event *e;
+    cr_assert_eq(weft_event_new(&e), 0);
+    cr_assert_eq(weft_blocking_set_max(1), 0);
+    cr_assert_eq(weft_blocking_spawn(&f[0], wait_event, e), 0);   /* busy */
+    for (int i = 1; i < 4; i++)
+        cr_assert_eq(weft_blocking_spawn(&f[i], count_job, (void *)(intptr_t)i), 0);
+    cr_assert_eq(weft_blocking_threads(), 1);     /* three queued */
+    weft__blocking_fail_starts(3);
+    cr_assert_eq(weft_blocking_set_max(4), 0);    /* all three starts fail */
+    cr_assert_eq(weft_blocking_threads(), 1);
+    cr_assert_eq(weft_event_set(e), 0);
+    void *vals[4];
+    cr_assert_eq(weft_gather(f, 4, vals, WEFT_NEVER), 0);
+    for (int i = 1; i < 4; i++)
+        cr_assert_eq((intptr_t)vals[i], i);
+    for (int i = 0; i < 4; i++)
+        weft_future_release(f[i]);
+    weft__blocking_fail_starts(0);
+    cr_assert_eq(weft_blocking_set_max(64), 0);
+    drain_pool();
+    weft_event_free(e);
+    return NULL;
+}
+
+Test(blocking, thread_start_failures, .timeout = 30)
+{
+    run_on(2, start_fail_main, NULL);
 }

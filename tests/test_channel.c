@@ -2,8 +2,11 @@
  * test_channel.c — channels of the three kinds: constructors and every
  * error, FIFO order, try operations, close (drain, then -EPIPE), foreign
  * threads, and the stress test: producers and consumers on several
- * workers with random deadlines and random cancellations of consumers,
- * counting every item to show none is lost or delivered twice.
+ * workers with random deadlines and random cancellations of consumers
+ * (and, in a second one, of producers too, with a foreign producer and
+ * consumer taking part), counting every item to show none is lost or
+ * delivered twice; and a cancelled task's blocking calls, which take
+ * nothing even when an item, a slot or a peer is ready.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -476,5 +479,238 @@ Test(channel, cancel_races_wait_start, .timeout = 120)
     for (unsigned workers = 1; workers <= 8; workers *= 2) {
         struct race r = { .seed = seed + workers };
         run_on(workers, cancel_race_main, &r);
+    }
+}
+
+/* ---- cancellation points on ready channels, NULL getters ---------------- */
+
+static void *recv_one(void *arg)
+{
+    int v = -1;
+    int rc = weft_chan_recv(arg, &v, WEFT_NEVER);
+    return (void *)(intptr_t)(rc ? rc : v);
+}
+
+static void *send_nine(void *arg)
+{
+    int v = 9;
+    return (void *)(intptr_t)weft_chan_send(arg, &v, WEFT_NEVER);
+}
+
+struct peers { weft_task receiver, sender; weft_chan *c[4]; };
+
+/* One worker: each yield below lets the spawned peers run until they wait. */
+static void *cancelled_ops_body(void *arg)
+{
+    struct peers *p = arg;
+    weft_chan *b = make(BOUNDED, sizeof(int), 2);
+    weft_chan *rx = make(RENDEZVOUS, sizeof(int), 0);   /* a receiver waits */
+    weft_chan *tx = make(RENDEZVOUS, sizeof(int), 0);   /* a sender waits */
+    weft_chan *closed = make(UNBOUNDED, sizeof(int), 0);
+    int v = 7;
+    cr_assert_eq(weft_chan_send(b, &v, WEFT_NEVER), 0);
+    cr_assert_eq(weft_chan_close(closed), 0);
+    cr_assert_eq(weft_task_spawn(&p->receiver, recv_one, rx, NULL), 0);
+    cr_assert_eq(weft_task_spawn(&p->sender, send_nine, tx, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(weft_yield(), 0);
+    cr_assert_eq(weft_task_cancel(weft_task_self()), 0);
+    int64_t dls[3] = { WEFT_NEVER, weft_deadline_in(1000000000), -1 };
+    for (int d = 0; d < 3; d++) {
+        int x = 100 + d;
+        /* an item is buffered, a slot is free, a peer waits: all refused */
+        cr_assert_eq(weft_chan_recv(b, &v, dls[d]), -ECANCELED);
+        cr_assert_eq(weft_chan_send(b, &x, dls[d]), -ECANCELED);
+        cr_assert_eq(weft_chan_len(b), 1);
+        cr_assert_eq(weft_chan_send(rx, &x, dls[d]), -ECANCELED);
+        cr_assert_eq(weft_chan_recv(tx, &v, dls[d]), -ECANCELED);
+        cr_assert_eq(weft_chan_send(closed, &x, dls[d]), -ECANCELED);
+        cr_assert_eq(weft_chan_recv(closed, &v, dls[d]), -ECANCELED);
+    }
+    /* polls go through: the item, the slot and both peers were intact */
+    cr_assert_eq(weft_chan_recv(b, &v, 0), 0);
+    cr_assert_eq(v, 7);
+    cr_assert_eq(weft_chan_try_recv(b, &v), -EAGAIN);
+    v = 8;
+    cr_assert_eq(weft_chan_try_send(b, &v), 0);
+    cr_assert_eq(weft_chan_send(b, &v, 0), 0);
+    cr_assert_eq(weft_chan_try_send(b, &v), -EAGAIN);
+    cr_assert_eq(weft_chan_len(b), 2);
+    v = 42;
+    cr_assert_eq(weft_chan_try_send(rx, &v), 0);
+    cr_assert_eq(weft_chan_try_recv(tx, &v), 0);
+    cr_assert_eq(v, 9);
+    cr_assert_eq(weft_chan_send(closed, &v, 0), -EPIPE);
+    cr_assert_eq(weft_chan_try_recv(closed, &v), -EPIPE);
+    p->c[0] = b, p->c[1] = rx, p->c[2] = tx, p->c[3] = closed;
+    return NULL;
+}
+
+static void *cancelled_ops_main(void *arg)
+{
+    (void)arg;
+    struct peers p;
+    weft_task t;
+    void *r;
+    cr_assert_eq(weft_task_spawn(&t, cancelled_ops_body, &p, NULL), 0);
+    cr_assert_eq(weft_task_join(t, NULL, WEFT_NEVER), 0);
+    cr_assert_eq(weft_task_join(p.receiver, &r, WEFT_NEVER), 0);
+    cr_assert_eq((intptr_t)r, 42);               /* the one try_send */
+    cr_assert_eq(weft_task_join(p.sender, &r, WEFT_NEVER), 0);
+    cr_assert_eq((intptr_t)r, 0);
+    for (int i = 0; i < 4; i++)
+        weft_chan_free(p.c[i]);
+    return NULL;
+}
+
+Test(channel, null_getters_and_cancelled_ops_take_nothing, .timeout = 30)
+{
+    cr_assert_eq(weft_chan_len(NULL), 0);
+    cr_assert_not(weft_chan_closed(NULL));
+    cr_assert_eq(weft_chan_recv(NULL, NULL, 0), -EINVAL);
+    cr_assert_eq(weft_chan_try_recv(NULL, NULL), -EINVAL);
+    cr_assert_eq(weft_chan_try_send(NULL, NULL), -EINVAL);
+    run_on(1, cancelled_ops_main, NULL);
+}
+
+/* ---- stress: producers cancelled too, foreign threads on both ends ------
+ * Four producer slots of tasks, each cancelled at random and replaced by a
+ * producer that resumes where the cancelled one stopped (a send that
+ * returned -ECANCELED did not deliver, so the same item is sent again);
+ * one producer and one consumer are plain threads; task consumers are
+ * cancelled and replaced too; every send and receive has a random
+ * deadline half the time. Every item is received exactly once. */
+
+#define CP_SLOTS 4
+#define CP_CONS 4
+
+struct cps {
+    weft_chan *c;
+    uint64_t per;                    /* items per slot (the thread's is slot CP_SLOTS) */
+    _Atomic uint64_t next[CP_SLOTS + 1]; /* per slot: the next index to send; written
+                                      * only by its one producer at a time */
+    _Atomic uint8_t *seen;
+    _Atomic uint64_t received, prod_cancels, cons_cancels;
+    uint64_t seed;
+};
+
+struct cps_slot { struct cps *s; unsigned slot; };
+
+static void *cps_producer(void *arg)
+{
+    struct cps_slot *p = arg;
+    struct cps *s = p->s;
+    uint64_t rng = s->seed ^ (uint64_t)(uintptr_t)&rng ^ p->slot;
+    uint64_t per = p->slot == CP_SLOTS ? s->per / 4 : s->per;   /* the thread: fewer */
+    while (atomic_load(&s->next[p->slot]) < per) {
+        uint64_t item = p->slot * s->per + atomic_load(&s->next[p->slot]);
+        uint64_t r = xorshift(&rng);
+        int64_t dl = r % 2 ? weft_deadline_in((int64_t)(r % 30000)) : WEFT_NEVER;
+        int rc = weft_chan_send(s->c, &item, dl);
+        if (rc == 0) {
+            atomic_fetch_add(&s->next[p->slot], 1);
+            if (r % 4 < 2)
+                weft_yield();           /* let the cancels land mid-stream */
+        } else if (rc == -ECANCELED) {
+            atomic_fetch_add(&s->prod_cancels, 1);
+            return NULL;
+        } else {
+            cr_assert_eq(rc, -ETIMEDOUT, "seed %llu: %d", (unsigned long long)s->seed, rc);
+        }
+    }
+    return NULL;
+}
+
+static void *cps_consumer(void *arg)
+{
+    struct cps *s = arg;
+    uint64_t rng = s->seed ^ (uint64_t)(uintptr_t)&rng;
+    for (;;) {
+        uint64_t item, r = xorshift(&rng);
+        int64_t dl = r % 2 ? weft_deadline_in((int64_t)(r % 30000)) : WEFT_NEVER;
+        int rc = weft_chan_recv(s->c, &item, dl);
+        if (rc == 0) {
+            cr_assert_lt(item, CP_SLOTS * s->per + s->per / 4);
+            cr_assert_eq(atomic_fetch_add(&s->seen[item], 1), 0, "seed %llu: item %llu twice",
+                         (unsigned long long)s->seed, (unsigned long long)item);
+            atomic_fetch_add(&s->received, 1);
+        } else if (rc == -ECANCELED) {
+            atomic_fetch_add(&s->cons_cancels, 1);
+            return NULL;
+        } else if (rc == -EPIPE) {
+            return NULL;
+        } else {
+            cr_assert_eq(rc, -ETIMEDOUT, "seed %llu: %d", (unsigned long long)s->seed, rc);
+        }
+    }
+}
+
+static void *cps_main(void *arg)
+{
+    struct cps *s = arg;
+    uint64_t rng = s->seed;
+    struct cps_slot slots[CP_SLOTS + 1];
+    weft_task prod[CP_SLOTS], cons[CP_CONS];
+    pthread_t fprod, fcons;
+    for (unsigned i = 0; i <= CP_SLOTS; i++)
+        slots[i] = (struct cps_slot){ s, i };
+    cr_assert_eq(pthread_create(&fcons, NULL, cps_consumer, s), 0);
+    cr_assert_eq(pthread_create(&fprod, NULL, cps_producer, &slots[CP_SLOTS]), 0);
+    for (int i = 0; i < CP_CONS; i++)
+        cr_assert_eq(weft_task_spawn(&cons[i], cps_consumer, s, NULL), 0);
+    for (int i = 0; i < CP_SLOTS; i++)
+        cr_assert_eq(weft_task_spawn(&prod[i], cps_producer, &slots[i], NULL), 0);
+    /* Cancel while the task producers are still at work (the thread's
+     * pace is its own: with more workers than cores it may lag far). */
+    for (unsigned n = 0;; n++) {
+        uint64_t sent = 0;
+        for (int i = 0; i < CP_SLOTS; i++)
+            sent += atomic_load(&s->next[i]);
+        if (n >= 200 && sent >= CP_SLOTS * s->per * 9 / 10)
+            break;
+        uint64_t r = xorshift(&rng);
+        for (unsigned y = r % 3; y; y--)
+            weft_yield();
+        bool producer = (r >> 8) % 4 != 0;      /* mostly producers */
+        weft_task *t = producer ? &prod[(r >> 10) % CP_SLOTS] : &cons[(r >> 10) % CP_CONS];
+        cr_assert_eq(weft_task_cancel(*t), 0);
+        cr_assert_eq(weft_task_join(*t, NULL, WEFT_NEVER), 0);
+        cr_assert_eq(weft_task_spawn(t, producer ? cps_producer : cps_consumer,
+                                     producer ? (void *)&slots[t - prod] : (void *)s, NULL), 0);
+    }
+    for (int i = 0; i < CP_SLOTS; i++) {
+        cr_assert_eq(weft_task_join(prod[i], NULL, WEFT_NEVER), 0);
+        cr_assert_eq(atomic_load(&s->next[i]), s->per);
+    }
+    pthread_join(fprod, NULL);
+    cr_assert_eq(atomic_load(&s->next[CP_SLOTS]), s->per / 4);
+    cr_assert_eq(weft_chan_close(s->c), 0);
+    for (int i = 0; i < CP_CONS; i++)
+        cr_assert_eq(weft_task_join(cons[i], NULL, WEFT_NEVER), 0);
+    pthread_join(fcons, NULL);
+    return NULL;
+}
+
+Test(channel, stress_cancelled_producers_and_foreign_ends, .timeout = 120)
+{
+    uint64_t seed = (uint64_t)weft_now() * 2654435761u | 1;
+    cr_log_info("cancelled-producer stress seed %llu", (unsigned long long)seed);
+    for (unsigned round = 0; round < 6; round++) {
+        enum kind k = (enum kind)(round / 2);
+        struct cps s = { .c = make(k, sizeof(uint64_t), 3), .per = test_scale(8000),
+                         .seed = seed + round };
+        uint64_t total = CP_SLOTS * s.per + s.per / 4;
+        s.seen = calloc(total, 1);
+        run_on(round % 2 ? 8 : 4, cps_main, &s);
+        cr_assert_eq(atomic_load(&s.received), total, "seed %llu kind %d: %llu of %llu",
+                     (unsigned long long)s.seed, k, (unsigned long long)s.received,
+                     (unsigned long long)total);
+        for (uint64_t i = 0; i < total; i++)
+            cr_assert_eq(atomic_load(&s.seen[i]), 1, "seed %llu item %llu",
+                         (unsigned long long)s.seed, (unsigned long long)i);
+        cr_log_info("kind %d: %llu producer cancels, %llu consumer cancels", k,
+                    (unsigned long long)s.prod_cancels, (unsigned long long)s.cons_cancels);
+        free((void *)s.seen);
+        weft_chan_free(s.c);
     }
 }

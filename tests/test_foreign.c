@@ -1,14 +1,21 @@
 /*
  * test_foreign.c — plain OS threads (not workers) using the runtime:
  * spawning through the injection queue, joining (blocking the thread),
- * cancelling, and racing weft_run's start and end.
+ * cancelling, racing weft_run's start and end, and the runtime's read
+ * lock nesting per thread.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "weft.h"
+#include "sched/worker.h"     /* weft__runtime_hold / leave */
 #include "tests/helpers.h"
 
 #define THREADS 4
@@ -212,4 +219,66 @@ Test(foreign, join_in_flight_at_shutdown, .timeout = 30)
         cr_assert_eq(f.rc, 0);
         cr_assert_eq(f.result, -ECANCELED);
     }
+}
+
+/* ---- the runtime's read lock nests per thread ---------------------------- */
+
+/*
+ * A foreign thread holds the runtime (its read lock: runtime.c) around a
+ * call on a task, and that call may hold it again inside (a foreign
+ * weft_task_cancel wakes the task it cancels, and the wake holds the
+ * runtime to queue it). The lock is writer-preferring and not recursive:
+ * a second read lock taken while a writer waits would wait behind that
+ * writer, which waits for the first — a deadlock. So only the outermost
+ * hold takes the lock. Here the writer is weft_run publishing a new
+ * runtime, blocked behind our first hold while we take the second.
+ */
+struct nest { _Atomic pid_t tid; int rc; };
+
+static void *run_brief(void *arg)
+{
+    struct nest *n = arg;
+    atomic_store(&n->tid, (pid_t)syscall(SYS_gettid));
+    weft_config cfg = { .workers = 2 };
+    n->rc = weft_run(&cfg, brief_main, NULL, NULL);
+    return NULL;
+}
+
+/* The scheduler state of thread @tid of this process ('S': asleep). */
+static char thread_state(pid_t tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return '?';
+    size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[len] = 0;
+    char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p[2] : '?';
+}
+
+Test(foreign, runtime_hold_nests_behind_a_waiting_writer, .timeout = 30)
+{
+    struct nest n = { 0 };
+    cr_assert_null(weft__runtime_hold());          /* no runtime yet: held all the same */
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, run_brief, &n), 0);
+    while (!atomic_load(&n.tid))
+        sched_yield();
+    /* Until weft_run has slept, uninterrupted, for 2 ms: blocked on the
+     * write lock (its other steps do not sleep that long). Only the bug's
+     * detection depends on this; the test passes either way when holds
+     * nest. */
+    for (int asleep = 0; asleep < 20;) {
+        asleep = thread_state(n.tid) == 'S' ? asleep + 1 : 0;
+        struct timespec ts = { 0, 100000 };
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_null(weft__runtime_hold());          /* nested: must not block */
+    weft__runtime_leave();
+    weft__runtime_leave();                         /* now weft_run proceeds */
+    pthread_join(th, NULL);
+    cr_assert_eq(n.rc, 0);
 }

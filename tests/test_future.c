@@ -6,7 +6,9 @@
  * completion, from several threads and from inside a callback — and their
  * removal, racing the completion too), task-backed futures, and a race of
  * completers, cancellers and timing-out awaiters that checks every awaiter
- * returns exactly once with the one outcome.
+ * returns exactly once with the one outcome; NULL futures; a cancelled
+ * task's await (at once, even on a done future); and awaiters cancelled at
+ * random while completions race (every one not cancelled sees the winner).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -697,4 +699,179 @@ Test(future, foreign_wake_races_teardown, .timeout = 60)
         pthread_join(th, NULL);
         weft_future_release(f);
     }
+}
+
+/* ---- NULL arguments ------------------------------------------------------ */
+
+Test(future, null_future_is_einval, .timeout = 30)
+{
+    void *v = NULL;
+    cr_assert_eq(weft_future_set(NULL, v), -EINVAL);
+    cr_assert_eq(weft_future_fail(NULL, -EIO), -EINVAL);
+    cr_assert_eq(weft_future_cancel(NULL), -EINVAL);
+    cr_assert_eq(weft_future_await(NULL, &v, WEFT_NEVER), -EINVAL);
+    cr_assert_eq(weft_future_await(NULL, &v, 0), -EINVAL);
+    cr_assert_eq(weft_future_result(NULL, &v), -EINVAL);
+    cr_assert_eq(weft_future_state_get(NULL), WEFT_FUTURE_INVALID);
+    cr_assert_eq((int)weft_future_state_get(NULL), -EINVAL);
+    cr_assert_eq(weft_future_on_done(NULL, NULL, NULL), -EINVAL);
+    cr_assert_eq(weft_future_remove_done(NULL, NULL, NULL), -EINVAL);
+    cr_assert_eq(weft_future_spawn(NULL, NULL, NULL), -EINVAL);
+    weft_future_retain(NULL);
+    weft_future_release(NULL);
+}
+
+/* ---- a cancelled task's await is a cancellation point ------------------- */
+
+static void *cancelled_await_body(void *arg)
+{
+    weft_future *done = arg, *pending;
+    void *v = NULL;
+    cr_assert_eq(weft_future_new(&pending), 0);
+    cr_assert_eq(weft_task_cancel(weft_task_self()), 0);
+    cr_assert_eq(weft_future_await(done, &v, WEFT_NEVER), -ECANCELED);
+    cr_assert_eq(weft_future_await(done, &v, weft_deadline_in(1000000000)), -ECANCELED);
+    cr_assert_eq(weft_future_await(pending, &v, WEFT_NEVER), -ECANCELED);
+    cr_assert_null(v);
+    /* the futures are untouched, and a poll or a result still reads them */
+    cr_assert_eq(weft_future_state_get(done), WEFT_FUTURE_VALUE);
+    cr_assert_eq(weft_future_state_get(pending), WEFT_FUTURE_PENDING);
+    cr_assert_eq(weft_future_await(done, &v, 0), 0);
+    cr_assert_eq(v, (void *)5);
+    cr_assert_eq(weft_future_await(pending, &v, 0), -ETIMEDOUT);
+    cr_assert_eq(weft_future_result(done, &v), 0);
+    /* completions are not cancellation points */
+    cr_assert_eq(weft_future_set(pending, (void *)6), 0);
+    cr_assert_eq(weft_future_result(pending, &v), 0);
+    cr_assert_eq(v, (void *)6);
+    weft_future_release(pending);
+    return NULL;
+}
+
+Test(future, cancelled_task_await_returns_at_once, .timeout = 30)
+{
+    weft_future *f;
+    cr_assert_eq(weft_future_new(&f), 0);
+    cr_assert_eq(weft_future_set(f, (void *)5), 0);
+    run_on(2, cancelled_await_body, f);
+    weft_future_release(f);
+}
+
+/* ---- awaiters cancelled at random while completions race ---------------- */
+
+/*
+ * Twelve awaiting tasks and a foreign thread await one future; a setter
+ * and a failer race to complete it while a canceller cancels a random
+ * subset of the awaiting tasks, marking each before it cancels it. Every
+ * unmarked awaiter must see the outcome that won; a marked one sees that
+ * outcome or -ECANCELED, nothing else.
+ */
+#define CA_N 12
+
+struct cancel_race {
+    weft_future *f;
+    uint64_t seed;
+    weft_task t[CA_N];
+    _Atomic int marked[CA_N + 1];
+    int rc[CA_N + 1];
+    void *v[CA_N + 1];
+    _Atomic int cancelled_seen;
+};
+
+struct ca_arg { struct cancel_race *r; int i; };
+
+static void *ca_awaiter(void *arg)
+{
+    struct ca_arg *a = arg;
+    struct cancel_race *r = a->r;
+    uint64_t x = r->seed ^ (uint64_t)a->i * 0x9E3779B97F4A7C15ull;
+    int64_t dl = x % 3 == 0 ? weft_deadline_in(30LL * 1000000000) : WEFT_NEVER;
+    r->v[a->i] = NULL;
+    r->rc[a->i] = weft_future_await(r->f, &r->v[a->i], dl);
+    return NULL;
+}
+
+static void *ca_set(void *arg)
+{
+    struct cancel_race *r = arg;
+    for (unsigned y = r->seed % 3; y; y--)
+        weft_yield();
+    weft_future_set(r->f, (void *)77);
+    return NULL;
+}
+
+static void *ca_fail(void *arg)
+{
+    struct cancel_race *r = arg;
+    for (unsigned y = (r->seed >> 2) % 3; y; y--)
+        weft_yield();
+    weft_future_fail(r->f, -EIO);
+    return NULL;
+}
+
+static void *ca_canceller(void *arg)
+{
+    struct cancel_race *r = arg;
+    uint64_t x = r->seed;
+    for (int i = 0; i < CA_N; i++) {
+        xorshift(&x);
+        if (x % 2)
+            continue;
+        if (x % 5 == 0)
+            weft_yield();
+        atomic_store(&r->marked[i], 1);
+        cr_assert_eq(weft_task_cancel(r->t[i]), 0);
+    }
+    return NULL;
+}
+
+static void *ca_main(void *arg)
+{
+    uint64_t seed = (uint64_t)(uintptr_t)arg;
+    unsigned iters = (unsigned)test_scale(600);
+    for (unsigned it = 0; it < iters; it++) {
+        struct cancel_race r = { .seed = xorshift(&seed) };
+        struct ca_arg a[CA_N + 1];
+        cr_assert_eq(weft_future_new(&r.f), 0);
+        for (int i = 0; i <= CA_N; i++)
+            a[i] = (struct ca_arg){ &r, i };
+        pthread_t th;
+        cr_assert_eq(pthread_create(&th, NULL, ca_awaiter, &a[CA_N]), 0);
+        for (int i = 0; i < CA_N; i++)
+            cr_assert_eq(weft_task_spawn(&r.t[i], ca_awaiter, &a[i], NULL), 0);
+        weft_task c, s, fl;
+        cr_assert_eq(weft_task_spawn(&c, ca_canceller, &r, NULL), 0);
+        cr_assert_eq(weft_task_spawn(r.seed & 8 ? &s : &fl, r.seed & 8 ? ca_set : ca_fail,
+                                     &r, NULL), 0);
+        cr_assert_eq(weft_task_spawn(r.seed & 8 ? &fl : &s, r.seed & 8 ? ca_fail : ca_set,
+                                     &r, NULL), 0);
+        cr_assert_eq(weft_task_join(c, NULL, WEFT_NEVER), 0);
+        cr_assert_eq(weft_task_join(s, NULL, WEFT_NEVER), 0);
+        cr_assert_eq(weft_task_join(fl, NULL, WEFT_NEVER), 0);
+        for (int i = 0; i < CA_N; i++)
+            cr_assert_eq(weft_task_join(r.t[i], NULL, WEFT_NEVER), 0);
+        pthread_join(th, NULL);
+        void *won_v = NULL;
+        int won = weft_future_result(r.f, &won_v);
+        cr_assert(won == 0 || won == -EIO);
+        for (int i = 0; i <= CA_N; i++) {
+            bool marked = atomic_load(&r.marked[i]);
+            if (marked && r.rc[i] == -ECANCELED)
+                continue;
+            cr_assert_eq(r.rc[i], won, "seed %llu awaiter %d (marked %d): %d, outcome %d",
+                         (unsigned long long)r.seed, i, marked, r.rc[i], won);
+            if (won == 0)
+                cr_assert_eq(r.v[i], (void *)77, "seed %llu awaiter %d",
+                             (unsigned long long)r.seed, i);
+        }
+        weft_future_release(r.f);
+    }
+    return NULL;
+}
+
+Test(future, awaiters_cancelled_while_completions_race, .timeout = 120)
+{
+    uint64_t seed = (uint64_t)weft_now() | 1;
+    cr_log_info("await/cancel race seed %llu", (unsigned long long)seed);
+    run_on(6, ca_main, (void *)(uintptr_t)seed);
 }

@@ -5,7 +5,8 @@
  * from several workers and a foreign thread, and the exact completion
  * order under concurrent completion: as_completed, wait-first and gather's
  * first failure follow the order of the completions (each future's
- * internal completion number, and every happens-before order).
+ * internal completion number, and every happens-before order); and a
+ * cancelled caller, whom every call answers -ECANCELED at once.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -462,4 +463,58 @@ static void *concurrent_order_main(void *arg)
 Test(gather, exact_order_of_concurrent_completions, .timeout = 120)
 {
     run_on(6, concurrent_order_main, NULL);
+}
+
+/* ---- a cancelled caller: every call here is a cancellation point -------- */
+
+static _Atomic int g_ran_for;
+
+static void *count_run(void *arg)
+{
+    atomic_fetch_add(&g_ran_for, 1);
+    return arg;
+}
+
+static void *cancelled_caller_body(void *arg)
+{
+    weft_future **f = arg;         /* both done: f[0] a value, f[1] a failure */
+    void *vals[2] = { NULL, NULL }, *r = NULL;
+    weft_as_completed *it;
+    cr_assert_eq(weft_as_completed_new(&it, f, 2), 0);
+    cr_assert_eq(weft_task_cancel(weft_task_self()), 0);
+    int64_t dls[2] = { WEFT_NEVER, weft_deadline_in(1000000000) };
+    for (int d = 0; d < 2; d++) {
+        cr_assert_eq(weft_wait(f, 2, WEFT_WAIT_ALL, dls[d]), -ECANCELED);
+        cr_assert_eq(weft_wait(f, 0, WEFT_WAIT_ALL, dls[d]), -ECANCELED);
+        cr_assert_eq(weft_wait(f, 2, WEFT_WAIT_FIRST, dls[d]), -ECANCELED);
+        cr_assert_eq(weft_gather(f, 1, vals, dls[d]), -ECANCELED);
+        cr_assert_null(vals[0]);
+        cr_assert_eq(weft_as_completed_next(it, dls[d]), -ECANCELED);
+        cr_assert_eq(weft_wait_for(count_run, (void *)1, &r, dls[d]), -ECANCELED);
+    }
+    cr_assert_eq(atomic_load(&g_ran_for), 0);      /* nothing was spawned */
+    /* polls still work, and the iterator lost nothing */
+    cr_assert_eq(weft_wait(f, 2, WEFT_WAIT_ALL, 0), 0);
+    int first = weft_wait(f, 2, WEFT_WAIT_FIRST, 0);
+    cr_assert(first == 0 || first == 1);
+    cr_assert_eq(weft_gather(f, 1, vals, 0), 0);
+    cr_assert_eq(vals[0], (void *)3);
+    cr_assert_eq(weft_gather(f, 2, vals, 0), -EIO);
+    int a = weft_as_completed_next(it, 0), b = weft_as_completed_next(it, 0);
+    cr_assert_eq(a + b, 1);
+    cr_assert_eq(weft_as_completed_next(it, 0), -EPIPE);
+    weft_as_completed_free(it);
+    return NULL;
+}
+
+Test(gather, cancelled_caller_returns_at_once, .timeout = 30)
+{
+    weft_future *f[2];
+    cr_assert_eq(weft_future_new(&f[0]), 0);
+    cr_assert_eq(weft_future_new(&f[1]), 0);
+    cr_assert_eq(weft_future_set(f[0], (void *)3), 0);
+    cr_assert_eq(weft_future_fail(f[1], -EIO), 0);
+    run_on(2, cancelled_caller_body, f);
+    weft_future_release(f[0]);
+    weft_future_release(f[1]);
 }

@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -274,4 +275,175 @@ Test(group, stress_random_failures_and_cancels, .timeout = 60)
     uint64_t seed = (uint64_t)weft_now() | 1;
     cr_log_info("group stress seed %llu", (unsigned long long)seed);
     run_on(6, stress_main, (void *)(uintptr_t)seed);
+}
+
+/* ---- a child that never has to wait still stops -------------------------- */
+
+/*
+ * The child loops on weft_chan_recv, and its channel never runs dry: it
+ * feeds every item back in (a producer that always keeps up). Its receives
+ * never have to wait, so only their cancellation point can end the loop
+ * once the group is cancelled; without it weft_group_wait — which cannot
+ * itself be cancelled — would wait forever. The yield lets the parent run
+ * meanwhile; its result is ignored, as a careless child would.
+ */
+static _Atomic int g_fed_started;
+
+static int fed_child(void *arg)
+{
+    weft_chan *c = arg;
+    uint64_t x;
+    int rc;
+    atomic_fetch_add(&g_fed_started, 1);
+    while ((rc = weft_chan_recv(c, &x, WEFT_NEVER)) == 0) {
+        cr_assert_eq(weft_chan_try_send(c, &x), 0);
+        weft_yield();
+    }
+    return rc;
+}
+
+static void *fed_main(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 20; round++) {
+        weft_chan *c;
+        weft_group *g;
+        cr_assert_eq(weft_chan_unbounded(&c, sizeof(uint64_t)), 0);
+        for (uint64_t i = 0; i < 8; i++)
+            cr_assert_eq(weft_chan_send(c, &i, WEFT_NEVER), 0);
+        cr_assert_eq(weft_group_new(&g), 0);
+        atomic_store(&g_fed_started, 0);
+        for (int i = 0; i < 4; i++)
+            cr_assert_eq(weft_group_spawn(g, fed_child, c), 0);
+        if (round % 2)                 /* also before every child has started */
+            while (atomic_load(&g_fed_started) < 4)
+                weft_yield();
+        cr_assert_eq(weft_group_cancel(g), 0);
+        cr_assert_eq(weft_group_wait(g, WEFT_NEVER), -ECANCELED);
+        cr_assert_eq(weft_chan_len(c), 8);  /* nothing lost: each fed its item back */
+        weft_group_free(g);
+        weft_chan_free(c);
+    }
+    return NULL;
+}
+
+Test(group, cancelled_child_on_a_fed_channel_stops, .timeout = 30)
+{
+    run_on(4, fed_main, NULL);
+}
+
+/* ---- a foreign thread waits on and cancels groups ------------------------ */
+
+struct fgroup { weft_group *g; _Atomic int ready; int wait_rc; };
+
+static int spin_yield_child(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&g_counts.started, 1);
+    int rc;
+    while ((rc = weft_yield()) == 0)      /* running, not parked */
+        ;
+    atomic_fetch_add(&g_counts.finished, 1);
+    return rc;
+}
+
+/* A foreign owner: spawns, then leaves the group with a deadline (the
+ * children are cancelled when it passes and waited for). */
+static void *foreign_owner(void *arg)
+{
+    struct fgroup *f = arg;
+    weft_group *g;
+    cr_assert_eq(weft_group_new(&g), 0);
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(weft_group_spawn(g, i % 2 ? forever_child : spin_yield_child, NULL), 0);
+    f->wait_rc = weft_group_wait(g, weft_deadline_in(3000000));
+    weft_group_free(g);
+    return NULL;
+}
+
+/* A foreign canceller: cancels a group whose owner is a task. */
+static void *foreign_canceller(void *arg)
+{
+    struct fgroup *f = arg;
+    while (!atomic_load(&f->ready))
+        sched_yield();
+    cr_assert_eq(weft_group_cancel(f->g), 0);
+    return NULL;
+}
+
+static void *foreign_group_main(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 10; round++) {
+        /* a thread leaves a group of tasks */
+        reset();
+        struct fgroup f = { 0 };
+        pthread_t th;
+        cr_assert_eq(pthread_create(&th, NULL, foreign_owner, &f), 0);
+        pthread_join(th, NULL);
+        cr_assert_eq(f.wait_rc, -ETIMEDOUT);
+        cr_assert_eq(atomic_load(&g_counts.finished), 6, "children outlived the group");
+
+        /* a thread cancels the group a task waits on */
+        reset();
+        cr_assert_eq(weft_group_new(&f.g), 0);
+        for (int i = 0; i < 6; i++)
+            cr_assert_eq(weft_group_spawn(f.g, i % 2 ? forever_child : spin_yield_child, NULL), 0);
+        cr_assert_eq(pthread_create(&th, NULL, foreign_canceller, &f), 0);
+        if (round % 2)
+            while (atomic_load(&g_counts.started) < 6)
+                weft_yield();
+        atomic_store(&f.ready, 1);
+        cr_assert_eq(weft_group_wait(f.g, WEFT_NEVER), -ECANCELED);
+        pthread_join(th, NULL);              /* before the group goes */
+        cr_assert_eq(atomic_load(&g_counts.finished), atomic_load(&g_counts.started));
+        weft_group_free(f.g);
+    }
+    return NULL;
+}
+
+Test(group, foreign_thread_waits_and_cancels, .timeout = 60)
+{
+    run_on(4, foreign_group_main, NULL);
+}
+
+/* ---- one cancel, many children: running, parked, not yet started -------- */
+
+/* More children than the canceller's handle batch holds on its stack (16),
+ * so the batch grows; from a task and from a foreign thread. */
+static void *many_cancel_thread(void *arg)
+{
+    cr_assert_eq(weft_group_cancel(arg), 0);
+    return NULL;
+}
+
+static void *many_children_main(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 8; round++) {
+        reset();
+        weft_group *g;
+        cr_assert_eq(weft_group_new(&g), 0);
+        for (int i = 0; i < 100; i++)
+            cr_assert_eq(weft_group_spawn(g, i % 3 ? spin_yield_child : forever_child, NULL), 0);
+        while (atomic_load(&g_counts.started) < 100 - round * 10)
+            weft_yield();
+        if (round % 2) {
+            pthread_t th;
+            cr_assert_eq(pthread_create(&th, NULL, many_cancel_thread, g), 0);
+            cr_assert_eq(weft_group_wait(g, WEFT_NEVER), -ECANCELED);
+            pthread_join(th, NULL);
+        } else {
+            cr_assert_eq(weft_group_cancel(g), 0);
+            cr_assert_eq(weft_group_wait(g, WEFT_NEVER), -ECANCELED);
+        }
+        cr_assert_eq(atomic_load(&g_counts.finished), atomic_load(&g_counts.started));
+        weft_group_free(g);
+    }
+    return NULL;
+}
+
+Test(group, cancel_reaches_many_children, .timeout = 60)
+{
+    run_on(6, many_children_main, NULL);
 }

@@ -1,11 +1,14 @@
 /*
  * test_select.c — select over channel operations: ready cases, fairness
  * among ready cases, deadlines, disabled (NULL) cases, closed channels,
- * send cases, every error, and a stress of selecting producers and
- * consumers with deadlines and cancellations that counts every item.
+ * send cases, every error, a stress of selecting producers and consumers
+ * with deadlines and cancellations that counts every item, a cancelled
+ * task's select (a cancellation point even with a case ready), and a
+ * foreign thread's select woken by a task.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -251,4 +254,126 @@ Test(select, stress_select_timeouts_cancels, .timeout = 120)
         weft_chan_free(s.a);
         weft_chan_free(s.b);
     }
+}
+
+/* ---- a cancelled task's select takes nothing ----------------------------- */
+
+static void *cancelled_select_body(void *arg)
+{
+    weft_chan **c = arg;
+    int v = 0, w = 5;
+    weft_select_case cs[2] = { { c[0], WEFT_SELECT_RECV, &v, -1 },
+                               { c[1], WEFT_SELECT_SEND, &w, -1 } };
+    cr_assert_eq(weft_task_cancel(weft_task_self()), 0);
+    cr_assert_eq(weft_select(cs, 2, WEFT_NEVER), -ECANCELED);
+    cr_assert_eq(weft_select(cs, 2, weft_deadline_in(1000000000)), -ECANCELED);
+    cr_assert_eq(weft_select(NULL, 0, WEFT_NEVER), -ECANCELED);
+    cr_assert_eq(weft_select(cs, 2, WEFT_NEVER), -ECANCELED);
+    cr_assert_eq(v, 0);
+    cr_assert_eq(cs[0].result, -1);
+    cr_assert_eq(cs[1].result, -1);
+    cr_assert_eq(weft_chan_len(c[0]), 1);      /* the item is still there */
+    cr_assert_eq(weft_chan_len(c[1]), 0);      /* and nothing was sent */
+    cs[1].chan = NULL;
+    cr_assert_eq(weft_select(cs, 2, 0), 0);    /* a poll is not a cancellation point */
+    cr_assert_eq(v, 11);
+    cr_assert_eq(cs[0].result, 0);
+    return NULL;
+}
+
+Test(select, cancelled_task_select_takes_nothing, .timeout = 30)
+{
+    weft_chan *c[2];
+    int v = 11;
+    cr_assert_eq(weft_chan_bounded(&c[0], sizeof(int), 1), 0);
+    cr_assert_eq(weft_chan_bounded(&c[1], sizeof(int), 1), 0);
+    cr_assert_eq(weft_chan_send(c[0], &v, 0), 0);
+    run_on(2, cancelled_select_body, c);
+    cr_assert_eq(weft_chan_len(c[0]), 0);
+    cr_assert_eq(weft_chan_len(c[1]), 0);
+    weft_chan_free(c[0]);
+    weft_chan_free(c[1]);
+}
+
+/* ---- a foreign thread's select, woken by a task ------------------------- */
+
+/* Each round the thread selects over three receives and one send, all on
+ * rendezvous channels; the task does one matching operation (chosen from
+ * a sequence both sides derive from the seed) or, every eighth round,
+ * nothing, and the thread's deadline ends that round. */
+#define FS_ROUNDS 400
+
+struct fsel { weft_chan *c[4]; uint64_t seed; int errors; _Atomic int idle_done; };
+
+static unsigned fsel_pick(uint64_t *rng)
+{
+    uint64_t r = xorshift(rng);
+    return r % 8 == 7 ? 4 : (unsigned)((r >> 8) % 4);     /* 4: an idle round */
+}
+
+static void *fsel_thread(void *arg)
+{
+    struct fsel *f = arg;
+    uint64_t rng = f->seed;
+    for (int round = 0; round < FS_ROUNDS; round++) {
+        unsigned want = fsel_pick(&rng);
+        int in[3] = { -1, -1, -1 }, out = round;
+        weft_select_case cs[4];
+        for (int i = 0; i < 3; i++)
+            cs[i] = (weft_select_case){ f->c[i], WEFT_SELECT_RECV, &in[i], -7 };
+        cs[3] = (weft_select_case){ f->c[3], WEFT_SELECT_SEND, &out, -7 };
+        int rc = weft_select(cs, 4, want == 4 ? weft_deadline_in(1000000) : WEFT_NEVER);
+        if (want == 4) {
+            f->errors += rc != -ETIMEDOUT;
+            atomic_store(&f->idle_done, round + 1);   /* the task may go on */
+            continue;
+        }
+        f->errors += rc != (int)want || cs[want].result != 0;
+        for (int i = 0; i < 4; i++)
+            f->errors += i != (int)want && cs[i].result != -7;   /* untouched */
+        if (want < 3)
+            f->errors += in[want] != round * 10 + (int)want;
+    }
+    return NULL;
+}
+
+static void *fsel_main(void *arg)
+{
+    struct fsel *f = arg;
+    uint64_t rng = f->seed;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, fsel_thread, f), 0);
+    for (int round = 0; round < FS_ROUNDS; round++) {
+        unsigned want = fsel_pick(&rng);
+        if (want == 4) {
+            /* the thread times out alone; our next operation must not
+             * land in that round's select */
+            while (atomic_load(&f->idle_done) != round + 1)
+                weft_yield();
+            continue;
+        }
+        for (unsigned y = (unsigned)round % 3; y; y--)
+            weft_yield();
+        int v = round * 10 + (int)want;
+        if (want < 3) {
+            cr_assert_eq(weft_chan_send(f->c[want], &v, WEFT_NEVER), 0);
+        } else {
+            cr_assert_eq(weft_chan_recv(f->c[3], &v, WEFT_NEVER), 0);
+            cr_assert_eq(v, round);
+        }
+    }
+    pthread_join(th, NULL);
+    return NULL;
+}
+
+Test(select, foreign_thread_select_woken_by_task, .timeout = 60)
+{
+    struct fsel f = { .seed = (uint64_t)weft_now() | 1 };
+    cr_log_info("foreign select seed %llu", (unsigned long long)f.seed);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(weft_chan_rendezvous(&f.c[i], sizeof(int)), 0);
+    run_on(4, fsel_main, &f);
+    cr_assert_eq(f.errors, 0, "seed %llu", (unsigned long long)f.seed);
+    for (int i = 0; i < 4; i++)
+        weft_chan_free(f.c[i]);
 }
