@@ -59,7 +59,9 @@ int64_t weft_deadline_in(int64_t ns);
  *              (sched_getaffinity). At most WEFT_MAX_WORKERS.
  * @stack_size:  default task stack size in bytes, rounded up to pages;
  *              0 = WEFT_STACK_DEFAULT. WEFT_STACK_MIN to WEFT_STACK_MAX.
- * @pin_workers: pin worker i to the i-th CPU the process may use.
+ * @pin_workers: pin worker i to the (i mod n)-th of the n CPUs the process
+ *              may use (more workers than CPUs share them). Best effort: a
+ *              pin the kernel refuses leaves that worker unpinned.
  */
 typedef struct weft_config {
     unsigned workers;
@@ -213,9 +215,14 @@ int weft_task_detach(weft_task t);
 
 /**
  * weft_task_cancel - ask @t to stop. Cancellation is cooperative and
- * sticky: @t's current wait, and every wait it starts afterwards, returns
- * -ECANCELED, so its code unwinds at its next suspension point. A task that
- * has already finished is not affected.
+ * sticky: @t's current wait, and every blocking call it makes afterwards
+ * (any call with a deadline other than 0, even one that could complete at
+ * once), returns -ECANCELED, so its code unwinds at its next suspension
+ * point. Polls (deadline 0, try_* calls), completions and releases still
+ * work, and so does joining a task that has already finished (it does not
+ * wait), so a cancelled task can still clean up and collect its children;
+ * joining one that is still running returns -ECANCELED and leaves it
+ * joinable. A task that has already finished is not affected.
  * Returns 0, or -ESRCH (no live task). Any thread.
  */
 int weft_task_cancel(weft_task t);

@@ -19,10 +19,13 @@
 #include <errno.h>
 #include <stdint.h>
 
-/* Per-thread xorshift for the poll order; used before any switch. */
+/* Per-thread xorshift for the poll order. noinline, so that its thread-local
+ * address is computed afresh on each call: inlined (LTO) into a caller's
+ * loop around weft_select, the compiler could keep the address of the
+ * first thread's t_rng across the switch inside a wait (docs/design.md §8). */
 static __thread uint64_t t_rng;
 
-static uint32_t rng_next(void)
+static __attribute__((noinline)) uint32_t rng_next(void)
 {
     uint64_t x = t_rng;
     if (!x)
