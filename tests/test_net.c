@@ -812,7 +812,11 @@ static void *mrecv_race_main(void *arg)
         cr_assert_eq(weft_task_join(rt, &eof, WEFT_NEVER), 0);
     }
     cr_assert_eq(x.got, w.total, "%zu of %zu bytes after %u readers", x.got, w.total, readers);
-    cr_assert_gt(readers, 3);
+    /* Several readers were cancelled mid-stream (sanitizer builds stream a
+     * tenth as much, more slowly, and may finish within a few readers). */
+    cr_log_info("%u readers", readers);
+    if (!TEST_SANITIZED)
+        cr_assert_gt(readers, 3);
     cr_assert_eq(weft_task_join(wt, NULL, WEFT_NEVER), 0);
     weft_mrecv_free(x.m);
     close(sp[0]);

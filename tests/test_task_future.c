@@ -273,7 +273,7 @@ Test(task_future, cancel_and_release, .timeout = 30)
 
 /* ---- a task converts itself; callbacks run in a task --------------------- */
 
-struct selfconv { weft_future *f; weft_event *ready; };
+struct selfconv { weft_future *f; weft_event *ready, *checked; };
 
 static void *convert_self(void *arg)
 {
@@ -281,7 +281,9 @@ static void *convert_self(void *arg)
     cr_assert_eq(weft_task_future(weft_task_self(), &s->f), 0);
     cr_assert_eq(weft_future_await(s->f, NULL, 0), -ETIMEDOUT);   /* not yet */
     weft_event_set(s->ready);
-    weft_yield();
+    /* Alive until main has looked at our handle (else it may find us
+     * finished and collected: -ESRCH, not -EINVAL). */
+    cr_assert_eq(weft_event_wait(s->checked, WEFT_NEVER), 0);
     return (void *)99;
 }
 
@@ -299,15 +301,18 @@ static void *self_main(void *arg)
 {
     struct selfconv s = { 0 };
     cr_assert_eq(weft_event_new(&s.ready), 0);
+    cr_assert_eq(weft_event_new(&s.checked), 0);
     weft_task t;
     cr_assert_eq(weft_task_spawn(&t, convert_self, &s, NULL), 0);
     cr_assert_eq(weft_event_wait(s.ready, WEFT_NEVER), 0);
     void *v;
     cr_assert_eq(weft_task_join(t, NULL, 0), -EINVAL);   /* the future has it */
+    cr_assert_eq(weft_event_set(s.checked), 0);
     cr_assert_eq(weft_future_await(s.f, &v, WEFT_NEVER), 0);
     cr_assert_eq((intptr_t)v, 99);
     weft_future_release(s.f);
     weft_event_free(s.ready);
+    weft_event_free(s.checked);
 
     /* a callback added while the task runs: it runs once, in a task (the
      * runtime spawns one for it), not in the finished one */
