@@ -19,6 +19,17 @@ static inline uint64_t test_scale(uint64_t n)
     return TEST_SANITIZED ? (n / 10 ? n / 10 : 1) : n;
 }
 
+/* xorshift64: a seedable random stream for the tests' interleavings, its
+ * state in *@s (never 0). */
+static inline uint64_t test_xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
 /* Bytes the process has allocated, per jemalloc's statistics; 0 where that
  * is unknown (sanitizer builds use libc malloc, and LeakSanitizer checks
  * for leaks there instead). */

@@ -24,15 +24,6 @@ static void run_on(unsigned workers, void *(*fn)(void *), void *arg)
     cr_assert_eq(weft_run(&cfg, fn, arg, NULL), 0);
 }
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
 enum kind { UNBOUNDED, BOUNDED, RENDEZVOUS };
 
 static weft_chan *make(enum kind k, size_t esize, size_t cap)
@@ -282,7 +273,7 @@ static void *stress_producer(void *arg)
     for (uint64_t i = 0; i < s->per; i++) {
         uint64_t item = p->id * s->per + i;
         for (;;) {
-            uint64_t r = xorshift(&rng);
+            uint64_t r = test_xorshift(&rng);
             int64_t dl = r % 4 == 0 ? weft_deadline_in((int64_t)(r % 20000)) : WEFT_NEVER;
             int rc = weft_chan_send(s->c, &item, dl);
             if (rc == 0) {
@@ -304,7 +295,7 @@ static void *stress_consumer(void *arg)
     struct stress *s = arg;
     uint64_t rng = s->seed ^ (uint64_t)(uintptr_t)&rng;
     for (;;) {
-        uint64_t item, r = xorshift(&rng);
+        uint64_t item, r = test_xorshift(&rng);
         int64_t dl = r % 3 == 0 ? weft_deadline_in((int64_t)(r % 30000)) : WEFT_NEVER;
         int rc = weft_chan_recv(s->c, &item, dl);
         if (rc == 0) {
@@ -341,7 +332,7 @@ static void *stress_main(void *arg)
     }
     /* Cancel random consumers and replace them while items flow. */
     while (atomic_load(&s->received) < NPROD * s->per * 9 / 10) {
-        uint64_t r = xorshift(&rng);
+        uint64_t r = test_xorshift(&rng);
         for (unsigned y = 0; y < r % 4; y++)
             weft_yield();
         int i = (int)(r % NCONS);
@@ -429,7 +420,7 @@ static void *cancel_from_thread(void *arg)
     for (unsigned i = 0; i < RACE_ROUNDS / 4; i++) {
         while (atomic_load(&r->go) != (int)i + 1)
             ;
-        for (unsigned k = xorshift(&rng) % 200; k; k--)
+        for (unsigned k = test_xorshift(&rng) % 200; k; k--)
             __asm__ volatile("" ::: "memory");
         if (weft_task_cancel(r->t) != 0)
             return (void *)1;
@@ -446,7 +437,7 @@ static void *cancel_race_main(void *arg)
     for (unsigned i = 0; i < RACE_ROUNDS; i++) {
         weft_task t;
         cr_assert_eq(weft_task_spawn(&t, blocked_receiver, r->c, NULL), 0);
-        for (unsigned y = xorshift(&rng) % 3; y; y--)
+        for (unsigned y = test_xorshift(&rng) % 3; y; y--)
             weft_yield();
         cr_assert_eq(weft_task_cancel(t), 0);
         void *res;
@@ -604,7 +595,7 @@ static void *cps_producer(void *arg)
     uint64_t per = p->slot == CP_SLOTS ? s->per / 4 : s->per;   /* the thread: fewer */
     while (atomic_load(&s->next[p->slot]) < per) {
         uint64_t item = p->slot * s->per + atomic_load(&s->next[p->slot]);
-        uint64_t r = xorshift(&rng);
+        uint64_t r = test_xorshift(&rng);
         int64_t dl = r % 2 ? weft_deadline_in((int64_t)(r % 30000)) : WEFT_NEVER;
         int rc = weft_chan_send(s->c, &item, dl);
         if (rc == 0) {
@@ -626,7 +617,7 @@ static void *cps_consumer(void *arg)
     struct cps *s = arg;
     uint64_t rng = s->seed ^ (uint64_t)(uintptr_t)&rng;
     for (;;) {
-        uint64_t item, r = xorshift(&rng);
+        uint64_t item, r = test_xorshift(&rng);
         int64_t dl = r % 2 ? weft_deadline_in((int64_t)(r % 30000)) : WEFT_NEVER;
         int rc = weft_chan_recv(s->c, &item, dl);
         if (rc == 0) {
@@ -668,7 +659,7 @@ static void *cps_main(void *arg)
             sent += atomic_load(&s->next[i]);
         if (n >= 200 && sent >= CP_SLOTS * s->per * 9 / 10)
             break;
-        uint64_t r = xorshift(&rng);
+        uint64_t r = test_xorshift(&rng);
         for (unsigned y = r % 3; y; y--)
             weft_yield();
         bool producer = (r >> 8) % 4 != 0;      /* mostly producers */

@@ -616,28 +616,19 @@ static void *race_canceller(void *arg)
     return NULL;
 }
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
 static void *race_main(void *arg)
 {
     uint64_t seed = (uint64_t)(uintptr_t)arg;
     unsigned iters = (unsigned)test_scale(2000);
     for (unsigned it = 0; it < iters; it++) {
         struct race r = { 0 };
-        r.seed = xorshift(&seed);
+        r.seed = test_xorshift(&seed);
         cr_assert_eq(weft_future_new(&r.f), 0);
         enum { NA = 8 };
         weft_task a[NA], s, c;
         for (int i = 0; i < NA; i++)
             cr_assert_eq(weft_task_spawn(&a[i], race_awaiter, &r, NULL), 0);
-        if (xorshift(&seed) & 1) {
+        if (test_xorshift(&seed) & 1) {
             weft_task_spawn(&s, race_setter, &r, NULL);
             weft_task_spawn(&c, race_canceller, &r, NULL);
         } else {
@@ -814,7 +805,7 @@ static void *ca_canceller(void *arg)
     struct cancel_race *r = arg;
     uint64_t x = r->seed;
     for (int i = 0; i < CA_N; i++) {
-        xorshift(&x);
+        test_xorshift(&x);
         if (x % 2)
             continue;
         if (x % 5 == 0)
@@ -830,7 +821,7 @@ static void *ca_main(void *arg)
     uint64_t seed = (uint64_t)(uintptr_t)arg;
     unsigned iters = (unsigned)test_scale(600);
     for (unsigned it = 0; it < iters; it++) {
-        struct cancel_race r = { .seed = xorshift(&seed) };
+        struct cancel_race r = { .seed = test_xorshift(&seed) };
         struct ca_arg a[CA_N + 1];
         cr_assert_eq(weft_future_new(&r.f), 0);
         for (int i = 0; i <= CA_N; i++)

@@ -22,15 +22,6 @@ static void run_on(unsigned workers, void *(*fn)(void *), void *arg)
     cr_assert_eq(weft_run(&cfg, fn, arg, NULL), 0);
 }
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
 Test(select, errors_and_timeouts, .timeout = 30)
 {
     weft_chan *a;
@@ -162,7 +153,7 @@ static void *sel_producer(void *arg)
         weft_select_case cs[2] = { { s->a, WEFT_SELECT_SEND, &item, -1 },
                                    { s->b, WEFT_SELECT_SEND, &item, -1 } };
         for (;;) {
-            uint64_t r = xorshift(&rng);
+            uint64_t r = test_xorshift(&rng);
             int64_t dl = r % 3 == 0 ? weft_deadline_in((int64_t)(r % 20000)) : WEFT_NEVER;
             int rc = weft_select(cs, 2, dl);
             if (rc >= 0) {
@@ -187,7 +178,7 @@ static void *sel_consumer(void *arg)
     weft_select_case cs[2] = { { s->a, WEFT_SELECT_RECV, &va, -1 },
                                { s->b, WEFT_SELECT_RECV, &vb, -1 } };
     for (;;) {
-        uint64_t r = xorshift(&rng);
+        uint64_t r = test_xorshift(&rng);
         int64_t dl = r % 3 == 0 ? weft_deadline_in((int64_t)(r % 30000)) : WEFT_NEVER;
         int rc = weft_select(cs, 2, dl);
         if (rc == -ETIMEDOUT)
@@ -222,7 +213,7 @@ static void *sstress_main(void *arg)
         cr_assert_eq(weft_task_spawn(&prod[i], sel_producer, &pa[i], NULL), 0);
     }
     while (atomic_load(&s->received) < SP * s->per * 8 / 10) {
-        uint64_t r = xorshift(&rng);
+        uint64_t r = test_xorshift(&rng);
         for (unsigned y = 0; y < r % 8; y++)
             weft_yield();
         int i = (int)(r % SC);
@@ -307,7 +298,7 @@ struct fsel { weft_chan *c[4]; uint64_t seed; int errors; _Atomic int idle_done;
 
 static unsigned fsel_pick(uint64_t *rng)
 {
-    uint64_t r = xorshift(rng);
+    uint64_t r = test_xorshift(rng);
     return r % 8 == 7 ? 4 : (unsigned)((r >> 8) % 4);     /* 4: an idle round */
 }
 

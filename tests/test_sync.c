@@ -641,20 +641,11 @@ static void conserve_hold(struct conserve *c, uint64_t r)
     conserve_give(c);
 }
 
-static uint64_t xs(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
 /* After 0-3 yields, cancel a random one of the @n tasks @t, join it and
  * put a new task running @fn(@arg) in its place. */
 static void cancel_one(weft_task *t, int n, void *(*fn)(void *), void *arg, uint64_t *rng)
 {
-    uint64_t r = xs(rng);
+    uint64_t r = test_xorshift(rng);
     for (unsigned y = r % 4; y; y--)
         weft_yield();
     int k = (int)((r >> 8) % (uint64_t)n);
@@ -670,7 +661,7 @@ static void *conserve_body(void *arg)
     uint64_t rng = c->seed ^ (uint64_t)(uintptr_t)&rng;
     bool thread = !weft_task_self().ptr;
     for (uint64_t n = 0; thread ? n < c->per : !atomic_load(&c->stop);) {
-        uint64_t r = xs(&rng);
+        uint64_t r = test_xorshift(&rng);
         int64_t dl = r % 2 ? weft_deadline_in((int64_t)(r % 40000)) : WEFT_NEVER;
         int rc = conserve_take(c, dl);
         if (rc == 0) {
@@ -792,7 +783,7 @@ static void *cq_producer(void *arg)
     for (uint64_t i = 0; i < q->per; i++) {
         cr_assert_eq(weft_mutex_lock(q->m, WEFT_NEVER), 0);
         q->stack[q->len++] = p->id * q->per + i;
-        uint64_t r = xs(&rng);
+        uint64_t r = test_xorshift(&rng);
         cr_assert_eq(r % 16 ? weft_cond_signal(q->c) : weft_cond_broadcast(q->c), 0);
         cr_assert_eq(weft_mutex_unlock(q->m), 0);
         if (r % 4 == 0)
@@ -811,7 +802,7 @@ static void *cq_consumer(void *arg)
     cr_assert_eq(lrc, 0);
     for (;;) {
         while (q->len == 0 && !q->done) {
-            uint64_t r = xs(&rng);
+            uint64_t r = test_xorshift(&rng);
             int64_t dl = r % 2 ? weft_deadline_in((int64_t)(r % 50000)) : WEFT_NEVER;
             int rc = weft_cond_wait(q->c, q->m, dl);
             cr_assert_eq(weft_mutex_trylock(q->m), -EBUSY, "returned without the mutex");
@@ -1015,7 +1006,7 @@ static void *ew_canceller(void *arg)
     struct ewr *r = arg;
     uint64_t x = r->seed;
     for (int i = 0; i < EW_N; i++) {
-        if (xs(&x) % 3)
+        if (test_xorshift(&x) % 3)
             continue;
         if (x % 5 == 0)
             weft_yield();
@@ -1030,7 +1021,7 @@ static void *ew_main(void *arg)
     uint64_t seed = *(uint64_t *)arg;
     unsigned rounds = (unsigned)test_scale(300);
     for (unsigned round = 0; round < rounds; round++) {
-        struct ewr r = { .group = round % 2, .seed = xs(&seed) };
+        struct ewr r = { .group = round % 2, .seed = test_xorshift(&seed) };
         struct ew_arg a[EW_N + 1];
         cr_assert_eq(weft_event_new(&r.e), 0);
         cr_assert_eq(weft_waitgroup_new(&r.wg), 0);
