@@ -89,7 +89,7 @@ int weft__ring_init(struct weft__ring *r, unsigned entries)
         return rc;
     }
     /* A hint: a kernel without it (-EINVAL) enters through the fd. */
-    (void)io_uring_register_ring_fd(&r->uring);
+    r->fd_registered = io_uring_register_ring_fd(&r->uring) == 1;
     return 0;
 }
 
@@ -98,8 +98,9 @@ void weft__ring_thread_end(struct weft__ring *r)
     /* liburing enters through the plain fd again afterwards, so the
      * destroy that another thread runs later does not use an index that
      * was only ever this thread's. */
-    if (r->uring.enter_ring_fd != r->uring.ring_fd)
+    if (r->fd_registered)
         (void)io_uring_unregister_ring_fd(&r->uring);
+    r->fd_registered = false;
 }
 
 bool weft__ring_bufring(struct weft__ring *r)

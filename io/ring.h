@@ -58,6 +58,7 @@ struct weft__ring_features {
 struct weft__ring {
     struct io_uring uring;
     unsigned setup_flags;     /* the flags the kernel accepted */
+    bool fd_registered;       /* with the owner thread (weft__ring_init) */
     bool has_msg_ring;        /* IORING_OP_MSG_RING supported */
     int efd;                  /* eventfd for foreign-thread wakes */
     uint64_t efd_buf;         /* target of the pending eventfd read */
