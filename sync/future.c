@@ -144,9 +144,9 @@ int weft_future_set(weft_future *f, void *value)
 
 int weft_future_fail(weft_future *f, int error)
 {
-    if (!f || error >= 0)
+    if (error >= 0)
         return -EINVAL;
-    return complete(f, WEFT_FUTURE_ERROR, NULL, error, false);
+    return complete(f, WEFT_FUTURE_ERROR, NULL, error, false);   /* NULL @f: -EINVAL */
 }
 
 int weft_future_cancel(weft_future *f)

@@ -59,113 +59,60 @@ void weft_group_free(weft_group *g)
 }
 
 /*
- * Cancelling the children, in two halves around the release of g->lock.
+ * Cancelling the children, in two halves around a release of g->lock.
  *
  * weft_task_cancel is three steps (sched/task.h): _begin flags the task and
  * ends the wait it has parked in; where it found the task running, queued
  * or still switching away, a heavy fence (a membarrier: up to tens of us)
  * and then _recheck, which claims a wait the task parked in meanwhile.
- * cancel_locked does the _begin of every started child under g->lock (the
- * child list lives there) and writes down the handles that still need the
- * rest; cancel_finish runs the one fence for all of them and the rechecks
- * after the caller has dropped g->lock, so no spinlock is held across the
- * membarrier nor the N task locks of the second pass.
+ * cancel_begin_locked does the _begin of every started child under g->lock
+ * (the child list lives there); cancel_finish runs the one fence for all of
+ * them with g->lock dropped, then retakes it for the rechecks. So no
+ * spinlock is held across the membarrier.
  *
  * Why that is still correct: the protocol only needs each task's _recheck
- * to come after a fence that comes after its _begin, all in one thread's
- * program order — it is what weft_task_cancel does, holding no lock at
- * all. g->lock guarded nothing of it but the list walk, which the copied
- * handles replace: a handle names its task for good (a stale one fails its
- * id check in _recheck, and TCB memory stays valid while the runtime runs:
- * a task caller is in it, a foreign one holds it, below). A child that
- * returns, leaves and frees its record meanwhile waits no more, and a
- * child that registers itself after the first half sees `cancelling` and
- * cancels itself (child_main), which needs no fence. Another canceller
- * running meanwhile only repeats idempotent steps. And after g->lock is
- * dropped the canceller no longer touches the group, as before, so the
- * owner may free it as soon as its wait has returned.
+ * to come after a fence that comes after its _begin, in one thread's
+ * program order, which is what weft_task_cancel does holding no lock at
+ * all. A child that returned and left meanwhile waits no more (and is off
+ * the list), and one that registered after the first half sees
+ * `cancelling` and cancels itself (child_main), which needs no fence.
+ * Another canceller running meanwhile only repeats idempotent steps. The
+ * group is alive throughout: its owner frees it only after its wait, which
+ * waits for every child, and a child calls cancel_finish before it leaves.
+ * A foreign caller holds the runtime while it touches the children's TCBs,
+ * as weft_task_cancel does (holds nest: runtime.c).
  */
-#define GROUP_BATCH_STACK 16
 
-struct cancel_batch {
-    weft_task *h;              /* `stack`, or a heap array of `cap` */
-    size_t n, cap;
-    bool held;                 /* a foreign caller holds the runtime */
-    weft_task stack[GROUP_BATCH_STACK];
-};
-
-/* An empty batch: cancel_finish(@b) then does nothing. */
-static void batch_init(struct cancel_batch *b)
+/* Under g->lock: mark the group cancelling and _begin every started child
+ * (the children's task locks nest inside g->lock). True: call
+ * cancel_finish(g) once g->lock is dropped. */
+static bool cancel_begin_locked(weft_group *g)
 {
-    b->h = b->stack;
-    b->n = 0;
-    b->cap = GROUP_BATCH_STACK;
-    b->held = false;
-}
-
-/* Room for one more handle in @b; false if no memory. */
-static bool batch_grow(struct cancel_batch *b)
-{
-    if (b->n < b->cap)
-        return true;
-    weft_task *h = weft__mem_alloc(2 * b->cap * sizeof(*h));
-    if (!h)
-        return false;
-    for (size_t i = 0; i < b->n; i++)
-        h[i] = b->h[i];
-    if (b->h != b->stack)
-        weft__mem_free(b->h, b->cap * sizeof(*h));
-    b->h = h;
-    b->cap *= 2;
-    return true;
-}
-
-/* The first half, under g->lock: mark the group cancelling and _begin every
- * started child (the children's task locks nest inside g->lock). Always
- * follow it by cancel_finish(@b) once g->lock is dropped. */
-static void cancel_locked(weft_group *g, struct cancel_batch *b)
-{
-    batch_init(b);
     g->cancelling = true;
-    /* A foreign caller holds the runtime while it touches the children's
-     * TCBs, as weft_task_cancel does, until cancel_finish is done. */
-    b->held = !weft__worker_current();
-    if (b->held && !weft__runtime_hold()) {
+    bool foreign = !weft__worker_current(), recheck = false;
+    if (!foreign || weft__runtime_hold())
+        for (struct group_child *c = g->children; c; c = c->next)
+            if (c->task.ptr)
+                recheck |= weft__task_cancel_begin(c->task) > 0;
+    if (foreign)
         weft__runtime_leave();
-        b->held = false;
-        return;
-    }
-    bool in_place = false;
-    for (struct group_child *c = g->children; c; c = c->next) {
-        if (!c->task.ptr || weft__task_cancel_begin(c->task) <= 0)
-            continue;
-        if (!in_place && batch_grow(b))
-            b->h[b->n++] = c->task;
-        else
-            in_place = true;
-    }
-    if (in_place) {
-        /* No memory to write the handles down: the old way, the fence and
-         * the rechecks of every child under g->lock. */
-        weft__fence_heavy();
+    return recheck;
+}
+
+/* The second half, called without g->lock: the heavy fence, then the
+ * rechecks under g->lock again. */
+static void cancel_finish(weft_group *g)
+{
+    weft__fence_heavy();
+    bool foreign = !weft__worker_current();
+    if (!foreign || weft__runtime_hold()) {
+        weft__spin_lock(&g->lock);
         for (struct group_child *c = g->children; c; c = c->next)
             if (c->task.ptr)
                 weft__task_cancel_recheck(c->task);
-        b->n = 0;
+        weft__spin_unlock(&g->lock);
     }
-}
-
-/* The second half, without g->lock (and without touching the group). */
-static void cancel_finish(struct cancel_batch *b)
-{
-    if (b->n) {
-        weft__fence_heavy();
-        for (size_t i = 0; i < b->n; i++)
-            weft__task_cancel_recheck(b->h[i]);
-    }
-    if (b->h != b->stack)
-        weft__mem_free(b->h, b->cap * sizeof(*b->h));
-    if (b->held)
+    if (foreign)
         weft__runtime_leave();
 }
 
@@ -173,12 +120,12 @@ int weft_group_cancel(weft_group *g)
 {
     if (!g)
         return -EINVAL;
-    struct cancel_batch b;
     weft__spin_lock(&g->lock);
     g->cancel_reason = -ECANCELED;
-    cancel_locked(g, &b);
+    bool recheck = cancel_begin_locked(g);
     weft__spin_unlock(&g->lock);
-    cancel_finish(&b);
+    if (recheck)
+        cancel_finish(g);
     return 0;
 }
 
@@ -212,16 +159,17 @@ static void *child_main(void *p)
     int rc = c->fn(c->arg);
 
     struct weft__wakelist wake = { 0 };
-    struct cancel_batch b;
-    batch_init(&b);
     weft__spin_lock(&g->lock);
     if (rc != 0 && !g->error && !(g->cancelling && rc == -ECANCELED)) {
         g->error = rc < 0 ? rc : -ECHILD;
-        cancel_locked(g, &b);
+        if (cancel_begin_locked(g)) {
+            weft__spin_unlock(&g->lock);
+            cancel_finish(g);          /* before we leave: g is alive */
+            weft__spin_lock(&g->lock);
+        }
     }
     child_leave_locked(g, c, &wake);
     weft__spin_unlock(&g->lock);       /* the last touch of g */
-    cancel_finish(&b);                 /* the siblings, by handle */
     weft__wakelist_signal(&wake, 0);
     weft__mem_free(c, sizeof(*c));
     return NULL;
@@ -287,11 +235,11 @@ int weft_group_wait(weft_group *g, int64_t deadline)
              * wait, uncancellably, for each to acknowledge by returning. */
             if (!reason)
                 reason = rc;
-            struct cancel_batch b;
-            cancel_locked(g, &b);
-            weft__spin_unlock(&g->lock);
-            cancel_finish(&b);
-            weft__spin_lock(&g->lock);
+            if (cancel_begin_locked(g)) {
+                weft__spin_unlock(&g->lock);
+                cancel_finish(g);
+                weft__spin_lock(&g->lock);
+            }
             deadline = WEFT_NEVER;
             flags = WEFT__WAIT_NOCANCEL;
         }

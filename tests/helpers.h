@@ -1,11 +1,15 @@
 /*
- * helpers.h — small shared pieces of the test suite.
+ * helpers.h — small shared pieces of the test suite (Criterion tests).
  */
 #ifndef WEFT_TESTS_HELPERS_H
 #define WEFT_TESTS_HELPERS_H
 
+#include <criterion/criterion.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "weft.h"
 
 #if defined(WEFT_ASAN) || defined(WEFT_TSAN)
 #define TEST_SANITIZED 1
@@ -28,6 +32,32 @@ static inline uint64_t test_xorshift(uint64_t *s)
     x ^= x >> 7;
     x ^= x << 17;
     return *s = x;
+}
+
+/* A seed for a stress test's random interleavings: new each run, logged
+ * (cr_log_info, with @what) so that a failing run can be told apart. */
+#define test_seed(what)                                                        \
+    ({                                                                         \
+        uint64_t seed_ = (uint64_t)weft_now() * 2654435761u | 1;               \
+        cr_log_info("%s seed %llu", (what), (unsigned long long)seed_);        \
+        seed_;                                                                 \
+    })
+
+/* Cancel a random subset of the @n tasks @t, about one in @one_in, from a
+ * task, marking each one in @marked before its cancel (so a task that saw
+ * -ECANCELED can check it was marked) and yielding now and then so the
+ * cancels interleave with the tasks' waits. */
+static inline void test_cancel_some(weft_task *t, _Atomic int *marked, int n,
+                                    uint64_t seed, unsigned one_in)
+{
+    for (int i = 0; i < n; i++) {
+        if (test_xorshift(&seed) % one_in)
+            continue;
+        if (seed % 5 == 0)
+            weft_yield();
+        atomic_store(&marked[i], 1);
+        cr_assert_eq(weft_task_cancel(t[i]), 0);
+    }
 }
 
 /* Bytes the process has allocated, per jemalloc's statistics; 0 where that

@@ -684,8 +684,7 @@ static void *cps_main(void *arg)
 
 Test(channel, stress_cancelled_producers_and_foreign_ends, .timeout = 120)
 {
-    uint64_t seed = (uint64_t)weft_now() * 2654435761u | 1;
-    cr_log_info("cancelled-producer stress seed %llu", (unsigned long long)seed);
+    uint64_t seed = test_seed("cancelled-producer stress");
     for (unsigned round = 0; round < 6; round++) {
         enum kind k = (enum kind)(round / 2);
         struct cps s = { .c = make(k, sizeof(uint64_t), 3), .per = test_scale(8000),

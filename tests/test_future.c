@@ -803,16 +803,7 @@ static void *ca_fail(void *arg)
 static void *ca_canceller(void *arg)
 {
     struct cancel_race *r = arg;
-    uint64_t x = r->seed;
-    for (int i = 0; i < CA_N; i++) {
-        test_xorshift(&x);
-        if (x % 2)
-            continue;
-        if (x % 5 == 0)
-            weft_yield();
-        atomic_store(&r->marked[i], 1);
-        cr_assert_eq(weft_task_cancel(r->t[i]), 0);
-    }
+    test_cancel_some(r->t, r->marked, CA_N, r->seed, 2);
     return NULL;
 }
 

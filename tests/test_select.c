@@ -230,8 +230,7 @@ static void *sstress_main(void *arg)
 
 Test(select, stress_select_timeouts_cancels, .timeout = 120)
 {
-    uint64_t seed = (uint64_t)weft_now() * 2654435761u | 1;
-    cr_log_info("select stress seed %llu", (unsigned long long)seed);
+    uint64_t seed = test_seed("select stress");
     for (unsigned round = 0; round < 4; round++) {
         struct sstress s = { .per = test_scale(10000), .seed = seed + round,
                              .producers_left = SP };

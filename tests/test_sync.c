@@ -869,8 +869,7 @@ static void *cq_main(void *arg)
 
 Test(sync, cond_signals_race_timeouts_and_cancels, .timeout = 120)
 {
-    uint64_t seed = (uint64_t)weft_now() * 2654435761u | 1;
-    cr_log_info("cond stress seed %llu", (unsigned long long)seed);
+    uint64_t seed = test_seed("cond stress");
     for (unsigned round = 0; round < 2; round++) {
         struct cq q = { .per = test_scale(6000), .seed = seed + round };
         uint64_t total = (CQ_PROD + 1) * q.per;
@@ -1004,15 +1003,7 @@ static void *ew_setter(void *arg)
 static void *ew_canceller(void *arg)
 {
     struct ewr *r = arg;
-    uint64_t x = r->seed;
-    for (int i = 0; i < EW_N; i++) {
-        if (test_xorshift(&x) % 3)
-            continue;
-        if (x % 5 == 0)
-            weft_yield();
-        atomic_store(&r->marked[i], 1);
-        cr_assert_eq(weft_task_cancel(r->t[i]), 0);
-    }
+    test_cancel_some(r->t, r->marked, EW_N, r->seed, 3);
     return NULL;
 }
 
