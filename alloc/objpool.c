@@ -2,26 +2,17 @@
 #include "alloc/objpool.h"
 #include "alloc/mem.h"
 
-#include <stdint.h>
-#include <sys/mman.h>
-
-#define SLAB_FIRST_OBJS 64
-#define SLAB_MAX_BYTES  (2u << 20)     /* one huge page */
-
-struct weft__objpool_slab {
-    struct weft__objpool_slab *next;
-    size_t bytes;
-    _Alignas(64) char data[];
-};
-
-void weft__objpool_init(struct weft__objpool *p, size_t obj_size, void (*init)(void *obj))
+void weft__objpool_init(struct weft__objpool *p, size_t obj_size, size_t side_size,
+                        void (*init)(void *obj))
 {
     p->free = NULL;
-    p->bump = p->end = NULL;
+    p->cur = NULL;
     atomic_init(&p->slabs, NULL);
     p->init = init;
     p->obj_size = (obj_size + 63) & ~(size_t)63;
-    p->next_bytes = sizeof(struct weft__objpool_slab) + SLAB_FIRST_OBJS * p->obj_size;
+    p->side_size = side_size;
+    p->cap = (WEFT__OBJPOOL_SLAB - sizeof(struct weft__objpool_slab)) /
+             (p->obj_size + side_size);
 }
 
 void weft__objpool_destroy(struct weft__objpool *p)
@@ -34,29 +25,24 @@ void weft__objpool_destroy(struct weft__objpool *p)
     }
     atomic_store_explicit(&p->slabs, NULL, memory_order_relaxed);
     p->free = NULL;
-    p->bump = p->end = NULL;
+    p->cur = NULL;
 }
 
 static bool slab_new(struct weft__objpool *p)
 {
-    size_t bytes = p->next_bytes;
-    struct weft__objpool_slab *s = weft__mem_alloc_aligned(bytes,
-            bytes >= SLAB_MAX_BYTES ? SLAB_MAX_BYTES : 64);
+    struct weft__objpool_slab *s = weft__mem_alloc_aligned(WEFT__OBJPOOL_SLAB,
+                                                           WEFT__OBJPOOL_SLAB);
     if (!s)
         return false;
-    if (bytes >= SLAB_MAX_BYTES)
-        madvise(s, bytes, MADV_HUGEPAGE);   /* a hint; failure is harmless */
-    s->bytes = bytes;
+    atomic_init(&s->carved, 0);
+    s->obj_size = p->obj_size;
+    s->side_size = p->side_size;
+    s->side = s->data + p->cap * p->obj_size;
     s->next = atomic_load_explicit(&p->slabs, memory_order_relaxed); /* owner is the only writer */
-    p->bump = s->data;
-    p->end = s->data + (bytes - sizeof(*s)) / p->obj_size * p->obj_size;
-    for (char *o = p->bump; o < p->end; o += p->obj_size)
-        p->init(o);
     /* store-release: pairs with the load-acquire in weft__objpool_walk, so
-     * a walker sees the initialised objects. */
+     * a walker sees the slab's header. */
     atomic_store_explicit(&p->slabs, s, memory_order_release);
-    if (p->next_bytes < SLAB_MAX_BYTES)
-        p->next_bytes = p->next_bytes * 2 > SLAB_MAX_BYTES ? SLAB_MAX_BYTES : p->next_bytes * 2;
+    p->cur = s;
     return true;
 }
 
@@ -67,10 +53,18 @@ void *weft__objpool_get(struct weft__objpool *p)
         p->free = *(void **)obj;
         return obj;
     }
-    if (p->bump == p->end && !slab_new(p))
-        return NULL;
-    obj = p->bump;
-    p->bump += p->obj_size;
+    struct weft__objpool_slab *s = p->cur;
+    size_t n = s ? atomic_load_explicit(&s->carved, memory_order_relaxed) : p->cap;
+    if (n == p->cap) {
+        if (!slab_new(p))
+            return NULL;
+        s = p->cur;
+        n = 0;
+    }
+    obj = s->data + n * p->obj_size;
+    p->init(obj);
+    /* store-release: a walker that counts this object sees it initialised. */
+    atomic_store_explicit(&s->carved, n + 1, memory_order_release);
     return obj;
 }
 
@@ -84,8 +78,8 @@ void weft__objpool_walk(struct weft__objpool *p, void (*fn)(void *obj, void *arg
 {
     struct weft__objpool_slab *s = atomic_load_explicit(&p->slabs, memory_order_acquire);
     for (; s; s = s->next) {
-        char *end = s->data + (s->bytes - sizeof(*s)) / p->obj_size * p->obj_size;
-        for (char *o = s->data; o < end; o += p->obj_size)
-            fn(o, arg);
+        size_t n = atomic_load_explicit(&s->carved, memory_order_acquire);
+        for (size_t i = 0; i < n; i++)
+            fn(s->data + i * s->obj_size, arg);
     }
 }

@@ -26,18 +26,17 @@
  * weft_run exhausts vm.max_map_count within a test run. */
 #include <pthread.h>
 static pthread_mutex_t tsan_cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct weft__stack *tsan_cache;
+static struct weft__stack **tsan_cache;
 static size_t tsan_cache_count, tsan_cache_cap;
 
-static bool tsan_cache_get(size_t size, struct weft__stack *out)
+static struct weft__stack *tsan_cache_get(size_t size)
 {
-    bool found = false;
+    struct weft__stack *found = NULL;
     pthread_mutex_lock(&tsan_cache_lock);
     for (size_t i = tsan_cache_count; i-- > 0;) {
-        if (tsan_cache[i].size == size) {
-            *out = tsan_cache[i];
+        if (tsan_cache[i]->size == size) {
+            found = tsan_cache[i];
             tsan_cache[i] = tsan_cache[--tsan_cache_count];
-            found = true;
             break;
         }
     }
@@ -51,14 +50,14 @@ static bool tsan_cache_put(struct weft__stack *s)
     pthread_mutex_lock(&tsan_cache_lock);
     if (tsan_cache_count == tsan_cache_cap) {
         size_t cap = tsan_cache_cap ? tsan_cache_cap * 2 : 256;
-        struct weft__stack *c = realloc(tsan_cache, cap * sizeof(*c));
+        struct weft__stack **c = realloc(tsan_cache, cap * sizeof(*c));
         if (c) {
             tsan_cache = c;
             tsan_cache_cap = cap;
         }
     }
     if (tsan_cache_count < tsan_cache_cap) {
-        tsan_cache[tsan_cache_count++] = *s;
+        tsan_cache[tsan_cache_count++] = s;
         kept = true;
     }
     pthread_mutex_unlock(&tsan_cache_lock);
@@ -80,11 +79,14 @@ size_t weft__stack_round(size_t size)
     return (size + ps - 1) & ~(ps - 1);
 }
 
-static int stack_map(size_t size, struct weft__stack *out)
+_Static_assert(sizeof(struct weft__stack) <= WEFT__STACK_HDR, "stack descriptor too big");
+
+static struct weft__stack *stack_map(size_t size)
 {
 #ifdef WEFT_TSAN
-    if (tsan_cache_get(size, out))
-        return 0;
+    struct weft__stack *cached = tsan_cache_get(size);
+    if (cached)
+        return cached;
 #endif
     size_t guard = page_size();
     /* One mapping, then the guard page made inaccessible: MAP_NORESERVE so
@@ -92,18 +94,19 @@ static int stack_map(size_t size, struct weft__stack *out)
     char *p = mmap(NULL, size + guard, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (p == MAP_FAILED)
-        return -ENOMEM;
+        return NULL;
     if (mprotect(p, guard, PROT_NONE) != 0) {
         munmap(p, size + guard);
-        return -ENOMEM;
+        return NULL;
     }
-    out->base = p + guard;
-    out->size = size;
+    struct weft__stack *s = (struct weft__stack *)(p + guard + size - WEFT__STACK_HDR);
+    s->base = p + guard;
+    s->size = size;
 #ifdef WEFT_TSAN
-    out->tsan_fiber = __tsan_create_fiber(0);
-    out->tsan_uses = 0;
+    s->tsan_fiber = __tsan_create_fiber(0);
+    s->tsan_uses = 0;
 #endif
-    return 0;
+    return s;
 }
 
 static void stack_unmap(struct weft__stack *s)
@@ -132,28 +135,28 @@ int weft__stack_pool_init(struct weft__stack_pool *p, size_t size, unsigned cap)
 void weft__stack_pool_destroy(struct weft__stack_pool *p)
 {
     while (p->count)
-        stack_unmap(&p->free[--p->count]);
+        stack_unmap(p->free[--p->count]);
     weft__mem_free(p->free, sizeof(*p->free) * p->cap);
     p->free = NULL;
 }
 
-int weft__stack_get(struct weft__stack_pool *p, size_t size, struct weft__stack *out)
+struct weft__stack *weft__stack_get(struct weft__stack_pool *p, size_t size)
 {
-    int rc = 0;
+    struct weft__stack *s;
     if (size == p->size && p->count) {
-        *out = p->free[--p->count];
+        s = p->free[--p->count];
     } else {
         __atomic_store_n(&p->mapped, p->mapped + 1, __ATOMIC_RELAXED); /* read by stats */
-        rc = stack_map(size, out);
+        s = stack_map(size);
     }
 #ifdef WEFT_TSAN
-    if (rc == 0 && ++out->tsan_uses >= WEFT__TSAN_FIBER_USES) {
-        __tsan_destroy_fiber(out->tsan_fiber);   /* not the current one */
-        out->tsan_fiber = __tsan_create_fiber(0);
-        out->tsan_uses = 0;
+    if (s && ++s->tsan_uses >= WEFT__TSAN_FIBER_USES) {
+        __tsan_destroy_fiber(s->tsan_fiber);   /* not the current one */
+        s->tsan_fiber = __tsan_create_fiber(0);
+        s->tsan_uses = 0;
     }
 #endif
-    return rc;
+    return s;
 }
 
 void weft__stack_put(struct weft__stack_pool *p, struct weft__stack *s)
@@ -161,17 +164,16 @@ void weft__stack_put(struct weft__stack_pool *p, struct weft__stack *s)
 #ifdef WEFT_ASAN
     /* A finished task leaves redzone poison on its stack; clear it before the
      * next task runs there. */
-    ASAN_UNPOISON_MEMORY_REGION(s->base, s->size);
+    ASAN_UNPOISON_MEMORY_REGION(s->base, weft__stack_usable(s));
 #endif
     if (s->size == p->size && p->count < p->cap)
-        p->free[p->count++] = *s;
+        p->free[p->count++] = s;
     else
         stack_unmap(s);
-    s->base = NULL;
 }
 
 int weft__stack_in_guard(const struct weft__stack *s, const void *addr)
 {
-    const char *a = addr, *b = s->base;
+    const char *a = addr, *b = s ? s->base : NULL;
     return b && a < b && a >= b - page_size();
 }

@@ -24,13 +24,14 @@ struct weft__ctx {
  * context switches back to @from. Called by the thread that runs @from. */
 void weft__ctx_switch(struct weft__ctx *from, struct weft__ctx *to);
 
-/* The entry trampoline (assembly): calls entry(arg) from a fresh stack. */
+/* The entry trampoline (assembly): calls entry(arg, arg2) from a fresh
+ * stack. */
 void weft__ctx_trampoline(void);
 
 /*
- * weft__ctx_make(ctx, base, size, entry, arg): prepare @ctx so that the
- * first switch to it calls @entry(@arg) on the stack [@base, @base +
- * @size). @entry must never return: a task leaves its stack by switching
+ * weft__ctx_make(ctx, base, size, entry, arg, arg2): prepare @ctx so that
+ * the first switch to it calls @entry(@arg, @arg2) on the stack [@base,
+ * @base + @size). @entry must never return: a task leaves its stack by switching
  * away for the last time. It lays out the frame that architecture's
  * weft__ctx_switch pops, so it lives beside it.
  */

@@ -83,8 +83,9 @@ weft__ctx_switch:
     .cfi_endproc
     .size   weft__ctx_switch, .-weft__ctx_switch
 
-/* First code run on a fresh stack: entry(arg) with r12 = entry, r13 = arg.
- * Marked as the outermost frame so debuggers stop unwinding here. */
+/* First code run on a fresh stack: entry(arg, arg2) with r12 = entry,
+ * r13 = arg, rbx = arg2. Marked as the outermost frame so debuggers stop
+ * unwinding here. */
     .globl  weft__ctx_trampoline
     .type   weft__ctx_trampoline, @function
     .p2align 4
@@ -92,6 +93,7 @@ weft__ctx_trampoline:
     .cfi_startproc
     .cfi_undefined rip
     movq    %r13, %rdi
+    movq    %rbx, %rsi
     callq   *%r12
     ud2                         /* entry must never return */
     .cfi_endproc

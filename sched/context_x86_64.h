@@ -8,18 +8,18 @@
 #include <stddef.h>
 
 static inline void weft__ctx_make(struct weft__ctx *ctx, void *base, size_t size,
-                                  void (*entry)(void *), void *arg)
+                                  void (*entry)(void *, void *), void *arg, void *arg2)
 {
     /* Frame popped by the first weft__ctx_switch into @ctx, low to high:
      * [mxcsr|fpucw] r15 r14 r13 r12 rbx rbp ret=trampoline. The return
      * address sits just below the aligned top, so the trampoline starts with
      * rsp 16-byte aligned and its call gives entry(arg) the ABI's alignment
-     * (r12 = entry, r13 = arg). */
+     * (r12 = entry, r13 = arg, rbx = arg2). */
     unsigned long top = ((unsigned long)base + size) & ~15ul;
     void **sp = (void **)top;
     *--sp = (void *)weft__ctx_trampoline;       /* return address */
     *--sp = 0;                                  /* rbp */
-    *--sp = 0;                                  /* rbx */
+    *--sp = arg2;                               /* rbx */
     *--sp = (void *)entry;                      /* r12 */
     *--sp = arg;                                /* r13 */
     *--sp = 0;                                  /* r14 */

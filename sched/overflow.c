@@ -43,17 +43,18 @@ static void on_fault(int sig, siginfo_t *si, void *uctx)
 {
     struct weft__worker *w = weft__worker_current();
     struct weft__task *t = w ? w->current : NULL;
-    if (t && weft__stack_in_guard(&t->stack, si->si_addr)) {
+    if (t && weft__stack_in_guard(weft__task_stack(t), si->si_addr)) {
         /* async-signal-safe formatting only */
         char num[32];
         char *p = num + sizeof(num);
-        size_t kib = t->stack.size / 1024;
+        size_t kib = weft__task_stack(t)->size / 1024;
         *--p = 0;
         do
             *--p = (char)('0' + kib % 10);
         while (kib /= 10);
         write_str("weft: stack overflow in task '");
-        write_str(t->name[0] ? t->name : "(unnamed)");
+        const char *name = weft__task_name(t);
+        write_str(name[0] ? name : "(unnamed)");
         write_str("' (stack ");
         write_str(p);
         write_str(" KiB; raise weft_task_opts.stack_size or weft_config.stack_size)\n");

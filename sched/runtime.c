@@ -202,7 +202,8 @@ static int workers_init(struct weft__runtime *rt)
         w->spin_credit = WEFT__SPIN_CREDIT;
         w->spin_skipped = 0;
         atomic_init(&w->lifo, NULL);
-        weft__objpool_init(&w->tcbs, sizeof(struct weft__task), weft__tcb_init);
+        weft__objpool_init(&w->tcbs, sizeof(struct weft__task), WEFT__TASK_SIDE,
+                           weft__tcb_init);
         int rc = weft__deque_init(&w->deque, WEFT__DEQUE_CAP);
         if (rc == 0 && (rc = weft__stack_pool_init(&w->stacks, rt->stack_size,
                                                    WEFT__STACK_POOL)) != 0)
@@ -262,7 +263,8 @@ int weft_run(const weft_config *cfg, weft_task_fn main_fn, void *arg, void **res
         goto out_unlock;
     }
     weft__inject_init(&rt->inject);
-    weft__objpool_init(&rt->foreign_tcbs, sizeof(struct weft__task), weft__tcb_init);
+    weft__objpool_init(&rt->foreign_tcbs, sizeof(struct weft__task), WEFT__TASK_SIDE,
+                       weft__tcb_init);
     if ((rc = workers_init(rt)) != 0) {
         weft__idle_destroy(&rt->idle);
         weft__inject_destroy(&rt->inject);
@@ -295,7 +297,7 @@ int weft_run(const weft_config *cfg, weft_task_fn main_fn, void *arg, void **res
             atomic_store_explicit(&rt->stop, true, memory_order_release);
         } else {
             weft__task_setup(root, root_main, rt, "weft-main", 0, WEFT__JOIN_DETACHED);
-            root->is_root = true;
+            root->flags |= WEFT__TF_ROOT;
             atomic_store_explicit(&root->id, rt->id_gen | WEFT__ROOT_ID, memory_order_relaxed);
             rt->root = root;
             /* release: publishes every field above (pairs with

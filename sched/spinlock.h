@@ -15,7 +15,7 @@
 #include <stdatomic.h>
 
 struct weft__spinlock {
-    _Atomic int locked;
+    _Atomic unsigned char locked;   /* a byte, so it packs beside other fields */
 };
 
 static inline void weft__cpu_relax(void)

@@ -67,6 +67,10 @@ void weft__task_claimed(struct weft__task *t, enum weft__claim c)
         weft__task_wake(t);
 }
 
+#ifndef WEFT_ASAN
+_Static_assert(sizeof(struct weft__task) == 64, "a TCB is one cache line (task.h)");
+#endif
+
 /* ---- TCBs: type-stable, recycled ---------------------------------------- */
 
 struct weft__task *weft__tcb_alloc(struct weft__runtime *rt, struct weft__worker *w)
@@ -87,7 +91,7 @@ void weft__tcb_init(void *obj)
     atomic_init(&t->id, 0);
     atomic_init(&t->lock.locked, 0);
     atomic_init(&t->cancelled, false);
-    t->is_root = false;
+    t->flags = 0;
 }
 
 void weft__tcb_free(struct weft__runtime *rt, struct weft__task *t)
@@ -217,12 +221,13 @@ void weft__runtime_cancel_all(struct weft__runtime *rt)
 
 /* ---- life and death ----------------------------------------------------- */
 
-void weft__task_entry(void *arg)
+void weft__task_entry(void *arg, void *fn)
 {
     struct weft__task *t = arg;
     WEFT__ASAN_FINISH(NULL);
     weft__sched_after_switch(weft__worker_current());
-    t->result = t->fn(t->arg);     /* result replaces arg (a union) */
+    /* fn came through the first frame: its field is the context now. */
+    t->result = ((weft_task_fn)fn)(t->arg);   /* result replaces arg (a union) */
     weft__sched_switch(weft__worker_current(), WEFT__SW_EXIT);
     __builtin_unreachable();
 }
@@ -243,11 +248,11 @@ static void quiesce_check(struct weft__runtime *rt)
 void weft__task_exit_finish(struct weft__task *t)
 {
     struct weft__runtime *rt = weft__runtime_get();
-    if (t->is_root) {
+    if (t->flags & WEFT__TF_ROOT) {
         /* weft_run collects it; if it could not even start (no stack),
          * nothing else will stop the runtime. */
-        if (t->start_error) {
-            rt->main_error = t->start_error;
+        if (t->flags & WEFT__TF_NOSTACK) {
+            rt->main_error = weft__task_start_error(t);
             atomic_store_explicit(&rt->stop, true, memory_order_release);
             weft__sched_wake_all(rt);
         }
@@ -267,7 +272,7 @@ void weft__task_exit_finish(struct weft__task *t)
     } else if (WEFT__JOIN_IS_HOOK(j)) {   /* a collector: hand it the result */
         struct weft__join_hook *hook = (struct weft__join_hook *)(j & ~WEFT__JOIN_HOOK);
         void *result = t->result;
-        int error = t->start_error;
+        int error = weft__task_start_error(t);
         weft__tcb_free(rt, t);
         hook->fn(hook, result, error);
     }
@@ -287,18 +292,17 @@ void weft__task_setup(struct weft__task *t, weft_task_fn fn, void *arg, const ch
 {
     t->fn = fn;
     t->arg = arg;
-    t->start_error = 0;
     t->next = NULL;
-    t->stack.base = NULL;
-    t->stack.size = stack_size;
+    t->stack = stack_size | 1;
     t->join = join;
     t->waiter = NULL;
-    t->is_root = false;
+    t->flags = 0;
     atomic_store_explicit(&t->cancelled, false, memory_order_relaxed);
     atomic_store_explicit(&t->state, WEFT__TS_RUNNABLE, memory_order_relaxed);
-    t->name[0] = 0;
-    if (name)
-        snprintf(t->name, sizeof(t->name), "%s", name);
+    if (name) {
+        snprintf(weft__objpool_side(t), WEFT__TASK_SIDE, "%s", name);
+        t->flags = WEFT__TF_NAMED;
+    }
 }
 
 int weft_task_spawn(weft_task *out, weft_task_fn fn, void *arg, const weft_task_opts *opts)
@@ -406,7 +410,7 @@ static int task_join(weft_task h, void **result, int64_t deadline)
     }
     if (result)
         *result = t->result;
-    int err = t->start_error;
+    int err = weft__task_start_error(t);
     weft__tcb_free(weft__runtime_get(), t);
     return err;
 }
@@ -446,7 +450,7 @@ static int task_join_hook(weft_task h, struct weft__join_hook *hook, void **resu
     t->join = WEFT__JOIN_DETACHED;        /* ours to collect, as in task_join */
     weft__spin_unlock(&t->lock);
     *result = t->result;
-    *error = t->start_error;
+    *error = weft__task_start_error(t);
     weft__tcb_free(weft__runtime_get(), t);
     return 1;
 }
@@ -499,7 +503,7 @@ static int task_name(weft_task h, char *buf, size_t len)
     struct weft__task *t = lock_handle(h);
     if (!t)
         return -ESRCH;
-    int n = snprintf(buf, len, "%s", t->name);
+    int n = snprintf(buf, len, "%s", weft__task_name(t));
     weft__spin_unlock(&t->lock);
     return n;
 }

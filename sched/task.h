@@ -25,11 +25,13 @@
 #ifndef WEFT_SCHED_TASK_H
 #define WEFT_SCHED_TASK_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "weft.h"
+#include "alloc/objpool.h"
 #include "alloc/stack.h"
 #include "sched/context.h"
 #include "sched/spinlock.h"
@@ -118,34 +120,66 @@ int weft__task_join_hook(weft_task h, struct weft__join_hook *hook, void **resul
 #define WEFT__ID_LOW_MASK  (((uint64_t)1 << WEFT__ID_GEN_SHIFT) - 1)
 #define WEFT__ROOT_ID      ((uint64_t)1)   /* the low bits */
 
-/* 104 bytes in normal builds: two cache lines per task (the pool rounds
- * to 64), so a million unstarted tasks take 128 MB. */
+/* Bits of task->flags. Written before the task is published (ROOT,
+ * NAMED) or by the worker of its first run (NOSTACK, before the join
+ * protocol, which reads it under the lock); a byte of its own, so no race
+ * with the atomics beside it. */
+#define WEFT__TF_ROOT    1u   /* the runtime's main wrapper task */
+#define WEFT__TF_NAMED   2u   /* has a name in its side bytes (weft__task_name) */
+#define WEFT__TF_NOSTACK 4u   /* ended before it ran: no stack (-ENOMEM) */
+
+/* One cache line in normal builds, so a million unstarted tasks take
+ * 64 MB: fields used in different phases of a task's life share words
+ * (fn/ctx, arg/result, wanted stack size/stack), and the name lives
+ * outside the line, in the pool's side bytes (alloc/objpool.h), touched
+ * only by tasks that have one. */
 struct weft__task {
-    struct weft__ctx ctx;          /* saved stack pointer while not running */
+    union {
+        weft_task_fn fn;           /* the body, until the first run */
+        struct weft__ctx ctx;      /* from then on: saved stack pointer
+                                    * while not running */
+    };
     _Atomic uint32_t state;        /* run state | wait claim (above) */
-    int start_error;               /* -ENOMEM when no stack could be had */
+    struct weft__spinlock lock;    /* guards join, waiter, cancelled */
+    _Atomic bool cancelled;        /* sticky; read unlocked as a hint */
+    uint8_t flags;                 /* WEFT__TF_* */
     struct weft__task *next;       /* link in one queue: inject, yield, free list */
-    weft_task_fn fn;
     union {
         void *arg;                 /* until the body starts */
         void *result;              /* once it has returned */
     };
-    /* base == NULL until the first run; size is then the wanted size
-     * (0 = the runtime's default), afterwards the size given. */
-    struct weft__stack stack;
+    /* Until the first run: the wanted stack size (0 = the runtime's
+     * default; a page multiple) | 1. Then the struct weft__stack * of its
+     * stack (even), and 0 once it is returned. weft__task_stack(). */
+    uintptr_t stack;
     _Atomic uint64_t id;           /* unique; 0 while the TCB is free */
-
-    struct weft__spinlock lock;    /* guards join, waiter, cancelled */
-    _Atomic bool cancelled;        /* sticky; read unlocked as a hint */
-    bool is_root;                  /* the runtime's main wrapper task */
     uintptr_t join;
     struct weft__waiter *waiter;   /* the wait in progress, for cancellation */
-
-    char name[WEFT_TASK_NAME_MAX];
 #ifdef WEFT_ASAN
     void *asan_fake_stack;
 #endif
 };
+
+/* Bytes of a task's side record: its name (NUL-terminated). */
+#define WEFT__TASK_SIDE WEFT_TASK_NAME_MAX
+
+/* The stack @t runs on, or NULL before its first run and after its exit. */
+static inline struct weft__stack *weft__task_stack(const struct weft__task *t)
+{
+    return (t->stack & 1) ? NULL : (struct weft__stack *)t->stack;
+}
+
+/* @t's name, "" if it has none. Stable while the task lives. Any thread. */
+static inline const char *weft__task_name(const struct weft__task *t)
+{
+    return (t->flags & WEFT__TF_NAMED) ? (const char *)weft__objpool_side(t) : "";
+}
+
+/* What weft_task_join reports of a task that never ran: -ENOMEM, or 0. */
+static inline int weft__task_start_error(const struct weft__task *t)
+{
+    return (t->flags & WEFT__TF_NOSTACK) ? -ENOMEM : 0;
+}
 
 /* The task running on this thread, or NULL. Any thread. */
 struct weft__task *weft__task_current(void);
@@ -234,7 +268,8 @@ void weft__task_setup(struct weft__task *t, weft_task_fn fn, void *arg, const ch
 /* Called by the worker after a task's last switch away (see worker.c). */
 void weft__task_exit_finish(struct weft__task *t);
 
-/* Entry point of every task's stack. */
-void weft__task_entry(void *task);
+/* Entry point of every task's stack: runs @fn (the task's weft_task_fn,
+ * handed over in the first frame) on @task. */
+void weft__task_entry(void *task, void *fn);
 
 #endif

@@ -442,19 +442,24 @@ static struct weft__task *find_runnable(struct weft__worker *w)
 static __attribute__((noinline)) bool prepare_first_run(struct weft__worker *w,
                                                         struct weft__task *t)
 {
-    size_t size = t->stack.size ? t->stack.size : w->stacks.size;
-    if (weft__stack_get(&w->stacks, size, &t->stack) != 0) {
-        t->start_error = -ENOMEM;
+    size_t size = t->stack & ~(uintptr_t)1;
+    struct weft__stack *s = weft__stack_get(&w->stacks, size ? size : w->stacks.size);
+    if (!s) {
+        t->stack = 0;
+        t->flags |= WEFT__TF_NOSTACK;
         t->result = NULL;
         weft__task_exit_finish(t);
         return false;
     }
-    weft__ctx_make(&t->ctx, t->stack.base, t->stack.size, weft__task_entry, t);
+    t->stack = (uintptr_t)s;
+    weft__ctx_make(&t->ctx, s->base, weft__stack_usable(s), weft__task_entry, t,
+                   (void *)t->fn);   /* fn and ctx share a field */
     /* Starting during shutdown: start cancelled (runtime.c, root_main). */
     if (atomic_load_explicit(&w->rt->shutdown, memory_order_relaxed))
         atomic_store_explicit(&t->cancelled, true, memory_order_relaxed);
 #ifdef WEFT_TSAN
-    WEFT__TSAN_NAME(t->stack.tsan_fiber, t->name[0] ? t->name : "weft task");
+    WEFT__TSAN_NAME(s->tsan_fiber, (t->flags & WEFT__TF_NAMED) ? weft__task_name(t)
+                                                               : "weft task");
 #endif
     return true;
 }
@@ -462,7 +467,7 @@ static __attribute__((noinline)) bool prepare_first_run(struct weft__worker *w,
 /* Whether @t can be switched to (it has a stack, or just got one). */
 static inline bool prepare(struct weft__worker *w, struct weft__task *t)
 {
-    return t->stack.base || prepare_first_run(w, t);
+    return !(t->stack & 1) || prepare_first_run(w, t);
 }
 
 static void jump(struct weft__worker *w, struct weft__ctx *from, void **fake_save,
@@ -476,9 +481,12 @@ static void jump(struct weft__worker *w, struct weft__ctx *from, void **fake_sav
     atomic_store_explicit(&next->state, (st & WEFT__TC_MASK) | WEFT__TS_RUNNING,
                           memory_order_relaxed);
     STAT_ADD(w, switches, 1);
-    WEFT__ASAN_START(fake_save, next->stack.base, next->stack.size);
+#if defined(WEFT_ASAN) || defined(WEFT_TSAN)
+    struct weft__stack *s = weft__task_stack(next);
+#endif
+    WEFT__ASAN_START(fake_save, s->base, weft__stack_usable(s));
 #ifdef WEFT_TSAN
-    WEFT__TSAN_SWITCH(next->stack.tsan_fiber);
+    WEFT__TSAN_SWITCH(s->tsan_fiber);
 #endif
     weft__ctx_switch(from, &next->ctx);
 }
@@ -534,7 +542,7 @@ switch_away(struct weft__worker *w, enum weft__switch_action action)
     struct weft__task *prev = w->current, *next = NULL;
     if (--w->fair_left != 0) {   /* at 0 the loop takes the global queue's turn */
         while ((next = pick_local(w)) && next != prev) {
-            if (next->stack.base)
+            if (!(next->stack & 1))     /* has its stack */
                 break;
             /* A first run may end the new task at once (no stack), and its
              * join may run code that takes any lock: not with one held. */
@@ -704,7 +712,8 @@ void weft__sched_after_switch(struct weft__worker *w)
         weft__spin_unlock(w->switch_unlock);
         break;
     case WEFT__SW_EXIT:
-        weft__stack_put(&w->stacks, &prev->stack);
+        weft__stack_put(&w->stacks, weft__task_stack(prev));
+        prev->stack = 0;
         weft__task_exit_finish(prev);
         break;
     }
