@@ -8,8 +8,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "weft.h"
 #include "tests/helpers.h"
@@ -313,6 +316,86 @@ Test(task, names, .timeout = 30)
     cr_assert_eq(weft_run(NULL, named_main, NULL, NULL), 0);
 }
 
+/* Names live beside the TCBs, in the pools' side bytes: check every task's
+ * across several slabs (a slab holds ~26,000 TCBs), on workers and from a
+ * foreign thread, then again when the TCBs are reused with other names or
+ * none (a reused TCB must not show its last task's name). */
+enum { NAMES_N = 60000, NAMES_FOREIGN = 30000 };
+
+static void name_of(char *buf, unsigned i, unsigned round)
+{
+    snprintf(buf, WEFT_TASK_NAME_MAX, "r%u-%u", round, i);
+}
+
+static void *check_own_name(void *arg)
+{
+    uintptr_t want = (uintptr_t)arg;   /* index + 1 | round << 32, 0: unnamed */
+    char buf[WEFT_TASK_NAME_MAX], exp[WEFT_TASK_NAME_MAX] = "";
+    if (want & 0xffffffffu)
+        name_of(exp, (unsigned)(want & 0xffffffffu) - 1, (unsigned)(want >> 32));
+    if ((want & 3) == 1)
+        weft_yield();                  /* move between workers now and then */
+    int n = weft_task_name(weft_task_self(), buf, sizeof(buf));
+    return (void *)(uintptr_t)(n == (int)strlen(exp) && strcmp(buf, exp) == 0);
+}
+
+static void spawn_named(weft_task *t, unsigned n, unsigned round)
+{
+    for (unsigned i = 0; i < n; i++) {
+        char name[WEFT_TASK_NAME_MAX];
+        bool named = (i + round) % 3 != 0;
+        name_of(name, i, round);
+        weft_task_opts o = { .name = named ? name : NULL };
+        uintptr_t want = named ? (i + 1) | (uintptr_t)round << 32 : 0;
+        cr_assert_eq(weft_task_spawn(&t[i], check_own_name, (void *)want, &o), 0);
+    }
+}
+
+static void check_named(weft_task *t, unsigned n, unsigned round)
+{
+    unsigned bad = 0;
+    for (unsigned i = 0; i < n; i++) {
+        char buf[WEFT_TASK_NAME_MAX], exp[WEFT_TASK_NAME_MAX] = "";
+        if ((i + round) % 3 != 0)
+            name_of(exp, i, round);
+        if (weft_task_name(t[i], buf, sizeof(buf)) != (int)strlen(exp) || strcmp(buf, exp))
+            bad++;
+        void *ok;
+        cr_assert_eq(weft_task_join(t[i], &ok, WEFT_NEVER), 0);
+        bad += ok == NULL;
+    }
+    cr_assert_eq(bad, 0, "%u wrong names in round %u", bad, round);
+}
+
+static void *foreign_names(void *arg)
+{
+    weft_task *t = arg;
+    for (unsigned round = 0; round < 2; round++) {
+        spawn_named(t, NAMES_FOREIGN, round + 10);
+        check_named(t, NAMES_FOREIGN, round + 10);
+    }
+    return NULL;
+}
+
+static void *names_main(void *arg)
+{
+    static weft_task t[NAMES_N], ft[NAMES_FOREIGN];
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, foreign_names, ft), 0);
+    for (unsigned round = 0; round < 3; round++) {
+        spawn_named(t, NAMES_N, round);
+        check_named(t, NAMES_N, round);
+    }
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    return NULL;
+}
+
+Test(task, names_beside_the_tcbs_across_slabs_and_reuse, .timeout = 120)
+{
+    weft_config cfg = { .workers = 4 };
+    cr_assert_eq(weft_run(&cfg, names_main, NULL, NULL), 0);
+}
+
 /* A task with a big stack can use it; the default-size pool is not used. */
 static void *deep(void *arg)
 {
@@ -348,17 +431,35 @@ static void *count_one(void *arg)
     return NULL;
 }
 
+/* Resident bytes of this process. */
+static size_t rss_bytes(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    cr_assert(f);
+    cr_assert_eq(fscanf(f, "%ld %ld", &pages, &resident), 2);
+    fclose(f);
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
 static void *million_main(void *arg)
 {
     const uint64_t n = (uintptr_t)arg;
     weft_task *t = malloc(sizeof(*t) * n);
     cr_assert(t);
+    memset(t, 0, sizeof(*t) * n);   /* resident before the count starts */
+    size_t rss0 = rss_bytes();
     /* All spawned before any runs (one worker, no suspension in between):
      * an unstarted task holds no stack. */
     uint64_t failed = 0;
     for (uint64_t i = 0; i < n; i++)
         failed += weft_task_spawn(&t[i], count_one, (void *)1, NULL) != 0;
     cr_assert_eq(failed, 0);
+    /* An unstarted task costs its TCB, one 64-byte line (task.h), and
+     * nothing else: not a stack, not a page of its own. */
+    size_t per_task = (rss_bytes() - rss0) / n;
+    if (!TEST_SANITIZED && n >= 100000)
+        cr_assert_leq(per_task, 72, "%zu resident bytes per unstarted task", per_task);
     weft_stats st;
     cr_assert_eq(weft_stats_get(&st), 0);
     cr_assert_lt(st.stacks_mapped, 300, "stacks mapped for unstarted tasks: %lu",
