@@ -196,11 +196,13 @@ void weft__ring_request_cancel(struct weft__ring *r, struct weft__io_op *op)
 }
 
 /* Owner thread: run every queued cancellation request. */
-static void run_cancels(struct weft__ring *r)
+/* Whether there was anything to run: a cancel may end its op at once and
+ * wake the op's task. */
+static bool run_cancels(struct weft__ring *r)
 {
     /* relaxed peek: the exchange below acquires. */
     if (!atomic_load_explicit(&r->cancel_head, memory_order_relaxed))
-        return;
+        return false;
     /* acquire: pairs with the release CAS in weft__ring_request_cancel. */
     struct weft__io_op *op = atomic_exchange_explicit(&r->cancel_head, NULL,
                                                       memory_order_acquire);
@@ -209,6 +211,7 @@ static void run_cancels(struct weft__ring *r)
         op->cancel(op);          /* may end op's life: read next first */
         op = next;
     }
+    return true;
 }
 
 static void arm_eventfd(struct weft__ring *r)
@@ -297,6 +300,25 @@ static bool taskrun_pending(struct weft__ring *r)
     return __atomic_load_n(r->uring.sq.kflags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN;
 }
 
+/* reap(), then what the kernel still holds for us: it may run deferred
+ * completions in steps (6.18 does), and a batch's tasks run in completion
+ * order only if the batch has them all (the worker queues a batch earliest
+ * first; worker.c), not the next step's ahead of this one's. Bounded: a
+ * steady stream of completions must not keep the worker from its tasks. */
+static unsigned reap_batch(struct weft__ring *r)
+{
+    unsigned n = reap(r);
+    bool flagged = r->setup_flags & IORING_SETUP_TASKRUN_FLAG;
+    for (int more = 0; flagged && more < 4 && taskrun_pending(r); more++) {
+        submit(r, true);
+        unsigned m = reap(r);
+        n += m;
+        if (!m)
+            break;
+    }
+    return n;
+}
+
 unsigned weft__ring_poll(struct weft__ring *r)
 {
     run_cancels(r);
@@ -313,7 +335,7 @@ unsigned weft__ring_poll(struct weft__ring *r)
     bool getevents = flagged ? taskrun_pending(r) : r->inflight > 0;
     if (r->unsubmitted || getevents)
         submit(r, getevents || r->inflight > 0);
-    return reap(r);
+    return reap_batch(r);
 }
 
 bool weft__ring_pending(struct weft__ring *r)
@@ -325,7 +347,10 @@ bool weft__ring_pending(struct weft__ring *r)
 
 void weft__ring_wait(struct weft__ring *r, int64_t deadline)
 {
-    run_cancels(r);
+    /* A task the cancels woke must not wait for our next wake-up: submit
+     * and reap, but do not sleep. */
+    if (run_cancels(r))
+        deadline = 0;
     arm_eventfd(r);
     struct io_uring_cqe *cqe;
     struct __kernel_timespec ts, *tsp = NULL;
@@ -344,7 +369,7 @@ void weft__ring_wait(struct weft__ring *r, int64_t deadline)
     int rc = io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, tsp, NULL);
     (void)rc;   /* -ETIME, -EINTR, -EBUSY: reap, back to the scheduler */
     r->unsubmitted = io_uring_sq_ready(&r->uring);
-    reap(r);
+    reap_batch(r);
 }
 
 void weft__ring_wake(struct weft__ring *target, struct weft__ring *from)

@@ -128,8 +128,10 @@ void weft__ring_request_cancel(struct weft__ring *r, struct weft__io_op *op);
  * Owner thread only (the worker loop, never a task). */
 unsigned weft__ring_poll(struct weft__ring *r);
 
-/* Submit, then sleep until a CQE arrives or @deadline (CLOCK_MONOTONIC ns;
- * INT64_MAX = no timeout) passes; handle the CQEs. Owner thread only. */
+/* Run the queued cancels, submit, then sleep until a CQE arrives or
+ * @deadline (CLOCK_MONOTONIC ns; INT64_MAX = no timeout) passes; handle the
+ * CQEs. No sleep when a cancel ran: it may have woken a task. Owner thread
+ * only. */
 void weft__ring_wait(struct weft__ring *r, int64_t deadline);
 
 /* Wake the thread that owns @target. @from is the caller's own ring when

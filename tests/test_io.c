@@ -521,6 +521,72 @@ Test(io_ring, full_sq_and_cq_overflow, .timeout = 60)
     run_main(1, ring_load_main, NULL);
 }
 
+/* ---- completion order ------------------------------------------------------ */
+
+/* Completions reaped together resume their tasks in completion order (the
+ * earliest first; not newest first, as the LIFO slot and the newest-first
+ * deque would have it): 64 tasks on one worker each wait in a read of a
+ * pipe of their own; the main task, without giving the worker up, writes
+ * to the pipes in a random order; the readers must resume in that order. */
+enum { ORDER_TASKS = 64 };
+static int order_pipes[ORDER_TASKS][2];
+static atomic_int order_next, order_waiting;
+static int order_seen[ORDER_TASKS];
+
+static void *order_reader(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    char c;
+    atomic_fetch_add(&order_waiting, 1);
+    ssize_t n = weft_io_read(order_pipes[i][0], &c, 1, -1, weft_deadline_in(20000 * MS));
+    order_seen[atomic_fetch_add(&order_next, 1)] = i;
+    return (void *)(intptr_t)n;
+}
+
+static void *order_main(void *arg)
+{
+    uint64_t seed = test_seed("completion order");
+    for (int round = 0; round < 20; round++) {
+        static weft_task t[ORDER_TASKS];
+        int perm[ORDER_TASKS];
+        atomic_store(&order_next, 0);
+        atomic_store(&order_waiting, 0);
+        for (int i = 0; i < ORDER_TASKS; i++) {
+            cr_assert_eq(pipe2(order_pipes[i], O_CLOEXEC), 0);
+            perm[i] = i;
+        }
+        for (int i = ORDER_TASKS - 1; i > 0; i--) {
+            int j = (int)(test_xorshift(&seed) % (uint64_t)(i + 1)), x = perm[i];
+            perm[i] = perm[j];
+            perm[j] = x;
+        }
+        for (int i = 0; i < ORDER_TASKS; i++)
+            cr_assert_eq(weft_task_spawn(&t[i], order_reader, (void *)(intptr_t)i, NULL), 0);
+        while (atomic_load(&order_waiting) < ORDER_TASKS)
+            weft_yield();
+        weft_sleep(5 * MS);   /* parking submits the reads */
+        for (int i = 0; i < ORDER_TASKS; i++)   /* plain writes: we keep the worker */
+            cr_assert_eq(write(order_pipes[perm[i]][1], "x", 1), 1);
+        for (int i = 0; i < ORDER_TASKS; i++) {
+            void *r;
+            cr_assert_eq(weft_task_join(t[i], &r, WEFT_NEVER), 0);
+            cr_assert_eq((intptr_t)r, 1);
+        }
+        for (int i = 0; i < ORDER_TASKS; i++) {
+            cr_assert_eq(order_seen[i], perm[i], "round %d: resumed %d-th: reader %d, "
+                         "written %d-th: reader %d", round, i, order_seen[i], i, perm[i]);
+            close(order_pipes[i][0]);
+            close(order_pipes[i][1]);
+        }
+    }
+    return NULL;
+}
+
+Test(io_ring, completions_resume_in_completion_order, .timeout = 60)
+{
+    run_main(1, order_main, NULL);
+}
+
 /* ---- cancelling each kind of wait -------------------------------------------- */
 
 /* A task blocked in each kind of operation, cancelled from another task:
