@@ -59,6 +59,8 @@ int64_t weft_deadline_in(int64_t ns);
  *              (sched_getaffinity). At most WEFT_MAX_WORKERS.
  * @stack_size:  default task stack size in bytes, rounded up to pages;
  *              0 = WEFT_STACK_DEFAULT. WEFT_STACK_MIN to WEFT_STACK_MAX.
+ *              The runtime keeps its record of a stack in the stack's top
+ *              64 bytes; the task gets the rest.
  * @pin_workers: pin worker i to the (i mod n)-th of the n CPUs the process
  *              may use (more workers than CPUs share them). Best effort: a
  *              pin the kernel refuses leaves that worker unpinned.
