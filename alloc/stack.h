@@ -5,9 +5,9 @@
  * base, so running off the end faults instead of silently writing into a
  * neighbour. Its descriptor (struct weft__stack) lives in its own top
  * WEFT__STACK_HDR bytes, so a task holds one pointer for its stack, and
- * the task runs on the weft__stack_usable() bytes below. Each worker keeps a bounded pool of free stacks of the
- * runtime's default size: taking and returning one is a pointer move, with
- * no system call and no lock. Stacks of other sizes are mapped and unmapped
+ * the task runs on the weft__stack_usable() bytes below. Each worker keeps
+ * a bounded pool of free stacks of the runtime's default size: taking and
+ * returning one is a pointer move, with no system call and no lock. Stacks of other sizes are mapped and unmapped
  * on demand. A task holds a stack only from its first run to its exit.
  *
  * Every mapping with a guard page costs two VMAs, and vm.max_map_count

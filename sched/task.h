@@ -121,9 +121,9 @@ int weft__task_join_hook(weft_task h, struct weft__join_hook *hook, void **resul
 #define WEFT__ROOT_ID      ((uint64_t)1)   /* the low bits */
 
 /* Bits of task->flags. Written before the task is published (ROOT,
- * NAMED) or by the worker of its first run (NOSTACK, before the join
- * protocol, which reads it under the lock); a byte of its own, so no race
- * with the atomics beside it. */
+ * NAMED) or, under the task's lock, by the worker of its first run
+ * (NOSTACK); read under the lock or after the join protocol. A byte of
+ * its own, so no race with the atomics beside it. */
 #define WEFT__TF_ROOT    1u   /* the runtime's main wrapper task */
 #define WEFT__TF_NAMED   2u   /* has a name in its side bytes (weft__task_name) */
 #define WEFT__TF_NOSTACK 4u   /* ended before it ran: no stack (-ENOMEM) */
@@ -169,7 +169,8 @@ static inline struct weft__stack *weft__task_stack(const struct weft__task *t)
     return (t->stack & 1) ? NULL : (struct weft__stack *)t->stack;
 }
 
-/* @t's name, "" if it has none. Stable while the task lives. Any thread. */
+/* @t's name, "" if it has none; stable while the task lives. Under @t's
+ * lock, or on the worker running @t. */
 static inline const char *weft__task_name(const struct weft__task *t)
 {
     return (t->flags & WEFT__TF_NAMED) ? (const char *)weft__objpool_side(t) : "";

@@ -381,10 +381,9 @@ static bool work_visible(struct weft__worker *w)
 
 /* Completions come in a batch, and each wake would go to the LIFO slot,
  * pushing the one before down the newest-first deque: the batch would run
- * in reverse, the earliest completion last (a longer tail for a server's
- * connections). So the wakes of a reap are held (weft__sched_ready) and
- * pushed here latest first: the deque then gives them back earliest first,
- * and one notify covers the batch. */
+ * in reverse, the earliest completion last. So the wakes of a reap are held
+ * (weft__sched_ready) and pushed here latest first: the deque then gives
+ * them back earliest first, and one notify covers the batch. */
 static void reap_batch_begin(struct weft__worker *w)
 {
     w->batch_on = true;
@@ -481,7 +480,9 @@ static __attribute__((noinline)) bool prepare_first_run(struct weft__worker *w,
     struct weft__stack *s = weft__stack_get(&w->stacks, size ? size : w->stacks.size);
     if (!s) {
         t->stack = 0;
+        weft__spin_lock(&t->lock);     /* weft_task_name reads flags under it */
         t->flags |= WEFT__TF_NOSTACK;
+        weft__spin_unlock(&t->lock);
         t->result = NULL;
         weft__task_exit_finish(t);
         return false;

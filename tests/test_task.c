@@ -447,7 +447,7 @@ static void *million_main(void *arg)
     const uint64_t n = (uintptr_t)arg;
     weft_task *t = malloc(sizeof(*t) * n);
     cr_assert(t);
-    memset(t, 0, sizeof(*t) * n);   /* resident before the count starts */
+    memset(t, 0xff, sizeof(*t) * n);   /* resident before the count starts */
     size_t rss0 = rss_bytes();
     /* All spawned before any runs (one worker, no suspension in between):
      * an unstarted task holds no stack. */
