@@ -243,8 +243,15 @@ static struct weft__task *take_inject(struct weft__worker *w, size_t max)
     if (!n)
         return NULL;
     STAT_ADD(w, injected, n);
-    struct weft__task *first = head;
+    struct weft__task *first = head, *rest = NULL;
+    /* The rest pushed last first, so the newest-first deque gives them
+     * back in queue order (as a reap's batch, reap_batch_end). */
     for (struct weft__task *t = first->next, *nx; t; t = nx) {
+        nx = t->next;
+        t->next = rest;
+        rest = t;
+    }
+    for (struct weft__task *t = rest, *nx; t; t = nx) {
         nx = t->next;
         push_local(w, t);
     }

@@ -282,3 +282,52 @@ Test(foreign, runtime_hold_nests_behind_a_waiting_writer, .timeout = 30)
     pthread_join(th, NULL);
     cr_assert_eq(n.rc, 0);
 }
+
+/* Tasks that foreign threads made runnable run in the order they were
+ * queued: one thread spawns 50 tasks while the one worker is kept busy (by
+ * a task that spins without yielding), so they all wait in the injection
+ * queue; the worker then takes them as one batch, and they must run in
+ * spawn order (the batch went onto the newest-first deque in reverse
+ * before). */
+enum { ORDER_N = 50 };
+static _Atomic int order_spawned, order_next;
+static int order_seen[ORDER_N];
+
+static void *order_record(void *arg)
+{
+    order_seen[atomic_fetch_add(&order_next, 1)] = (int)(intptr_t)arg;
+    return NULL;
+}
+
+static void *order_spawner(void *arg)
+{
+    for (int i = 0; i < ORDER_N; i++)
+        cr_assert_eq(weft_task_spawn(NULL, order_record, (void *)(intptr_t)i, NULL), 0);
+    atomic_store(&order_spawned, 1);
+    return NULL;
+}
+
+static void *order_main(void *arg)
+{
+    for (int round = 0; round < 10; round++) {
+        atomic_store(&order_spawned, 0);
+        atomic_store(&order_next, 0);
+        pthread_t th;
+        cr_assert_eq(pthread_create(&th, NULL, order_spawner, NULL), 0);
+        while (!atomic_load(&order_spawned))
+            ;                               /* keep the worker: no yield */
+        cr_assert_eq(pthread_join(th, NULL), 0);
+        while (atomic_load(&order_next) < ORDER_N)
+            weft_sleep(1000000);
+        for (int i = 0; i < ORDER_N; i++)
+            cr_assert_eq(order_seen[i], i, "round %d: %d-th to run was spawned %d-th",
+                         round, i, order_seen[i]);
+    }
+    return NULL;
+}
+
+Test(foreign, spawns_run_in_queue_order, .timeout = 60)
+{
+    weft_config cfg = { .workers = 1 };
+    cr_assert_eq(weft_run(&cfg, order_main, NULL, NULL), 0);
+}
