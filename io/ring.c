@@ -300,25 +300,6 @@ static bool taskrun_pending(struct weft__ring *r)
     return __atomic_load_n(r->uring.sq.kflags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN;
 }
 
-/* reap(), then what the kernel still holds for us: it may run deferred
- * completions in steps (6.18 does), and a batch's tasks run in completion
- * order only if the batch has them all (the worker queues a batch earliest
- * first; worker.c), not the next step's ahead of this one's. Bounded: a
- * steady stream of completions must not keep the worker from its tasks. */
-static unsigned reap_batch(struct weft__ring *r)
-{
-    unsigned n = reap(r);
-    bool flagged = r->setup_flags & IORING_SETUP_TASKRUN_FLAG;
-    for (int more = 0; flagged && more < 4 && taskrun_pending(r); more++) {
-        submit(r, true);
-        unsigned m = reap(r);
-        n += m;
-        if (!m)
-            break;
-    }
-    return n;
-}
-
 unsigned weft__ring_poll(struct weft__ring *r)
 {
     run_cancels(r);
@@ -335,7 +316,7 @@ unsigned weft__ring_poll(struct weft__ring *r)
     bool getevents = flagged ? taskrun_pending(r) : r->inflight > 0;
     if (r->unsubmitted || getevents)
         submit(r, getevents || r->inflight > 0);
-    return reap_batch(r);
+    return reap(r);
 }
 
 bool weft__ring_pending(struct weft__ring *r)
@@ -369,7 +350,7 @@ void weft__ring_wait(struct weft__ring *r, int64_t deadline)
     int rc = io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, tsp, NULL);
     (void)rc;   /* -ETIME, -EINTR, -EBUSY: reap, back to the scheduler */
     r->unsubmitted = io_uring_sq_ready(&r->uring);
-    reap_batch(r);
+    reap(r);
 }
 
 void weft__ring_wake(struct weft__ring *target, struct weft__ring *from)

@@ -148,11 +148,6 @@ void weft__sched_ready(struct weft__runtime *rt, struct weft__task *t, bool lifo
 {
     struct weft__worker *w = weft__worker_current();
     if (w && w->rt == rt) {
-        if (w->batch_on) {
-            t->next = w->batch;
-            w->batch = t;
-            return;
-        }
         if (lifo) {
             if (weft__sched_lifo_put(w, t))
                 return;
@@ -245,7 +240,7 @@ static struct weft__task *take_inject(struct weft__worker *w, size_t max)
     STAT_ADD(w, injected, n);
     struct weft__task *first = head, *rest = NULL;
     /* The rest pushed last first, so the newest-first deque gives them
-     * back in queue order (as a reap's batch, reap_batch_end). */
+     * back in queue order. */
     for (struct weft__task *t = first->next, *nx; t; t = nx) {
         nx = t->next;
         t->next = rest;
@@ -386,40 +381,13 @@ static bool work_visible(struct weft__worker *w)
     return weft__timer_earliest(&w->timers) <= weft_now();
 }
 
-/* Completions come in a batch, and each wake would go to the LIFO slot,
- * pushing the one before down the newest-first deque: the batch would run
- * in reverse, the earliest completion last. So the wakes of a reap are held
- * (weft__sched_ready) and pushed here latest first: the deque then gives
- * them back earliest first, and one notify covers the batch. */
-static void reap_batch_begin(struct weft__worker *w)
-{
-    w->batch_on = true;
-}
-
-static void reap_batch_end(struct weft__worker *w)
-{
-    w->batch_on = false;
-    struct weft__task *t = w->batch;
-    if (!t)
-        return;
-    w->batch = NULL;
-    for (struct weft__task *next; t; t = next) {
-        next = t->next;
-        push_local(w, t);
-    }
-    if (w->rt->nworkers > 1)
-        notify(w->rt, w);
-}
-
 static void park(struct weft__worker *w)
 {
     struct weft__runtime *rt = w->rt;
     weft__idle_enter(&rt->idle, w->index);                    /* W1 */
     if (!work_visible(w)) {                                   /* W2 */
         STAT_ADD(w, parks, 1);
-        reap_batch_begin(w);
         weft__ring_wait(&w->ring, weft__timer_earliest(&w->timers));
-        reap_batch_end(w);
     }
     if (!weft__idle_leave(&rt->idle, w->index))
         w->searching = true;   /* a waker counted us as a searcher */
@@ -429,9 +397,7 @@ static void maintain(struct weft__worker *w)
 {
     if (weft__timer_earliest(&w->timers) != INT64_MAX)
         weft__timer_run(&w->timers, weft_now());
-    reap_batch_begin(w);
     weft__ring_poll(&w->ring);
-    reap_batch_end(w);
 }
 
 /* The worker loop's search for the next task; NULL when the runtime stops. */

@@ -66,11 +66,6 @@ struct weft__worker {
      * (message ping-pong stays on one core). Thieves may take it too, with
      * the same exchange, so a task parked there is never stranded. */
     _Atomic(struct weft__task *) lifo;
-    /* While the loop reaps its ring (batch_on): the tasks made runnable,
-     * latest first, linked through `next`; queued when the reap ends so
-     * that they run in completion order (worker.c, reap_batch_end). */
-    bool batch_on;
-    struct weft__task *batch;
     struct weft__ctx sched_ctx;          /* the worker thread's own stack */
     struct weft__runtime *rt;
     unsigned index;
@@ -172,7 +167,7 @@ void weft__sched_ready(struct weft__runtime *rt, struct weft__task *t, bool lifo
  * worker needs waking: this one runs @t next. */
 static inline bool weft__sched_lifo_put(struct weft__worker *w, struct weft__task *t)
 {
-    if (w->batch_on || atomic_load_explicit(&w->lifo, memory_order_relaxed))
+    if (atomic_load_explicit(&w->lifo, memory_order_relaxed))
         return false;
     atomic_store_explicit(&w->lifo, t, memory_order_release);
     return true;
