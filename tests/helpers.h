@@ -43,6 +43,13 @@ static inline uint64_t test_xorshift(uint64_t *s)
         seed_;                                                                 \
     })
 
+/* A stream of its own for party @i of a stress test seeded with @seed
+ * (never 0, and different for each @i). */
+static inline uint64_t test_seed_for(uint64_t seed, uint64_t i)
+{
+    return (seed ^ (i + 1) * 0x9E3779B97F4A7C15ull) | 1;
+}
+
 /* Cancel a random subset of the @n tasks @t, about one in @one_in, from a
  * task, marking each one in @marked before its cancel (so a task that saw
  * -ECANCELED can check it was marked) and yielding now and then so the

@@ -269,7 +269,7 @@ static void *stress_producer(void *arg)
 {
     struct prod_arg *p = arg;
     struct stress *s = p->s;
-    uint64_t rng = s->seed ^ (p->id * 0x9E3779B97F4A7C15ull) ^ 1;
+    uint64_t rng = test_seed_for(s->seed, p->id);
     for (uint64_t i = 0; i < s->per; i++) {
         uint64_t item = p->id * s->per + i;
         for (;;) {
@@ -350,8 +350,8 @@ static void *stress_main(void *arg)
 
 static void stress(enum kind k, size_t cap)
 {
-    uint64_t seed = (uint64_t)weft_now() * 2654435761u | 1;
-    cr_log_info("channel stress kind %d seed %llu", k, (unsigned long long)seed);
+    cr_log_info("channel stress kind %d", k);
+    uint64_t seed = test_seed("channel stress");
     for (unsigned round = 0; round < 6; round++) {
         unsigned workers = round % 2 ? 8 : 4;
         struct stress s = { .c = make(k, sizeof(uint64_t), cap), .per = test_scale(20000),
@@ -465,8 +465,7 @@ static void *cancel_race_main(void *arg)
 
 Test(channel, cancel_races_wait_start, .timeout = 120)
 {
-    uint64_t seed = (uint64_t)weft_now() | 1;
-    cr_log_info("cancel race seed %llu", (unsigned long long)seed);
+    uint64_t seed = test_seed("cancel race");
     for (unsigned workers = 1; workers <= 8; workers *= 2) {
         struct race r = { .seed = seed + workers };
         run_on(workers, cancel_race_main, &r);

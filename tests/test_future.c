@@ -651,8 +651,7 @@ static void *race_main(void *arg)
 
 Test(future, race_complete_cancel_timeout, .timeout = 120)
 {
-    uint64_t seed = (uint64_t)weft_now() | 1;
-    cr_log_info("future race seed %llu", (unsigned long long)seed);
+    uint64_t seed = test_seed("future race");
     run_on(6, race_main, (void *)(uintptr_t)seed);
 }
 
@@ -775,7 +774,7 @@ static void *ca_awaiter(void *arg)
 {
     struct ca_arg *a = arg;
     struct cancel_race *r = a->r;
-    uint64_t x = r->seed ^ (uint64_t)a->i * 0x9E3779B97F4A7C15ull;
+    uint64_t x = test_seed_for(r->seed, (uint64_t)a->i);
     int64_t dl = x % 3 == 0 ? weft_deadline_in(30LL * 1000000000) : WEFT_NEVER;
     r->v[a->i] = NULL;
     r->rc[a->i] = weft_future_await(r->f, &r->v[a->i], dl);
@@ -853,7 +852,6 @@ static void *ca_main(void *arg)
 
 Test(future, awaiters_cancelled_while_completions_race, .timeout = 120)
 {
-    uint64_t seed = (uint64_t)weft_now() | 1;
-    cr_log_info("await/cancel race seed %llu", (unsigned long long)seed);
+    uint64_t seed = test_seed("await/cancel race");
     run_on(6, ca_main, (void *)(uintptr_t)seed);
 }

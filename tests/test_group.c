@@ -272,8 +272,7 @@ static void *stress_main(void *arg)
 
 Test(group, stress_random_failures_and_cancels, .timeout = 60)
 {
-    uint64_t seed = (uint64_t)weft_now() | 1;
-    cr_log_info("group stress seed %llu", (unsigned long long)seed);
+    uint64_t seed = test_seed("group stress");
     run_on(6, stress_main, (void *)(uintptr_t)seed);
 }
 

@@ -147,7 +147,7 @@ static void *sel_producer(void *arg)
 {
     struct sp_arg *p = arg;
     struct sstress *s = p->s;
-    uint64_t rng = s->seed ^ (p->id + 1) * 0x9E3779B97F4A7C15ull;
+    uint64_t rng = test_seed_for(s->seed, p->id);
     for (uint64_t i = 0; i < s->per; i++) {
         uint64_t item = p->id * s->per + i;
         weft_select_case cs[2] = { { s->a, WEFT_SELECT_SEND, &item, -1 },
@@ -358,8 +358,7 @@ static void *fsel_main(void *arg)
 
 Test(select, foreign_thread_select_woken_by_task, .timeout = 60)
 {
-    struct fsel f = { .seed = (uint64_t)weft_now() | 1 };
-    cr_log_info("foreign select seed %llu", (unsigned long long)f.seed);
+    struct fsel f = { .seed = test_seed("foreign select") };
     for (int i = 0; i < 4; i++)
         cr_assert_eq(weft_chan_rendezvous(&f.c[i], sizeof(int)), 0);
     run_on(4, fsel_main, &f);

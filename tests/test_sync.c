@@ -453,8 +453,7 @@ static void *sync_race_main(void *arg)
 
 Test(sync, cancel_races_wait_start, .timeout = 120)
 {
-    uint64_t seed = (uint64_t)weft_now() | 1;
-    cr_log_info("sync cancel race seed %llu", (unsigned long long)seed);
+    uint64_t seed = test_seed("sync cancel race");
     for (unsigned workers = 1; workers <= 4; workers *= 2) {
         uint64_t s = seed + workers;
         run_on(workers, sync_race_main, &s);
@@ -703,9 +702,8 @@ static void *conserve_main(void *arg)
 
 static void conserve_run(bool mutex, unsigned k)
 {
-    uint64_t seed = (uint64_t)weft_now() * 2654435761u | 1;
-    cr_log_info("conservation (%s, k %u) seed %llu", mutex ? "mutex" : "sem", k,
-                (unsigned long long)seed);
+    cr_log_info("conservation (%s, k %u)", mutex ? "mutex" : "sem", k);
+    uint64_t seed = test_seed("conservation");
     for (unsigned round = 0; round < 2; round++) {
         struct conserve c = { .mutex = mutex, .k = k, .per = test_scale(3000),
                               .seed = seed + round };
@@ -779,7 +777,7 @@ static void *cq_producer(void *arg)
 {
     struct cq_prod *p = arg;
     struct cq *q = p->q;
-    uint64_t rng = q->seed ^ (p->id + 1) * 0x9E3779B97F4A7C15ull;
+    uint64_t rng = test_seed_for(q->seed, p->id);
     for (uint64_t i = 0; i < q->per; i++) {
         cr_assert_eq(weft_mutex_lock(q->m, WEFT_NEVER), 0);
         q->stack[q->len++] = p->id * q->per + i;
@@ -1049,7 +1047,6 @@ static void *ew_main(void *arg)
 
 Test(sync, event_and_waitgroup_wakes_race_timeouts_and_cancels, .timeout = 120)
 {
-    uint64_t seed = (uint64_t)weft_now() | 1;
-    cr_log_info("event/waitgroup race seed %llu", (unsigned long long)seed);
+    uint64_t seed = test_seed("event/waitgroup race");
     run_on(6, ew_main, &seed);
 }
