@@ -164,10 +164,11 @@ Test(gather, as_completed_in_completion_order, .timeout = 30)
 
 /* ---- wait_for ------------------------------------------------------------ */
 
-static _Atomic int acked;
+static _Atomic int acked, slow_started;
 
 static void *slow_op(void *arg)
 {
+    atomic_store(&slow_started, 1);
     int rc = weft_sleep(60LL * 1000000000);
     atomic_store(&acked, rc == -ECANCELED ? 1 : 2);
     return NULL;
@@ -187,9 +188,12 @@ static void *wait_for_main(void *arg)
     cr_assert_eq(weft_wait_for(slow_op, NULL, &v, weft_deadline_in(2000000)), -ETIMEDOUT);
     cr_assert_eq(atomic_load(&acked), 1);     /* it returned before wait_for did */
     atomic_store(&acked, 0);
+    atomic_store(&slow_started, 0);
     weft_task t;
     cr_assert_eq(weft_task_spawn(&t, wait_for_cancelled_caller, NULL, NULL), 0);
-    for (int i = 0; i < 20; i++)
+    /* Cancel the caller once its operation runs (cancelled earlier, its
+     * wait_for would return at once, spawning nothing). */
+    while (!atomic_load(&slow_started))
         weft_yield();
     cr_assert_eq(weft_task_cancel(t), 0);
     cr_assert_eq(weft_task_join(t, &v, WEFT_NEVER), 0);

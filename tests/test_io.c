@@ -490,7 +490,9 @@ static atomic_int ring_waiting;
 static void *ring_poller(void *arg)
 {
     atomic_fetch_add(&ring_waiting, 1);
-    return (void *)(intptr_t)weft_io_poll(ring_pipe[0], POLLIN, weft_deadline_in(20000 * MS));
+    /* Far enough for a TSan build on a busy machine, where starting the
+     * 6000 pollers alone takes seconds (the first to start wait longest). */
+    return (void *)(intptr_t)weft_io_poll(ring_pipe[0], POLLIN, weft_deadline_in(50000 * MS));
 }
 
 static void *ring_load_main(void *arg)
